@@ -1,0 +1,26 @@
+#!/bin/sh
+# Checks the Debian packages gemma4.c needs to build and test.  As root it
+# installs what is missing with apt-get; otherwise it prints the exact
+# apt-get line and fails.  Quiet when everything is there.
+set -eu
+need=""
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_cmd cc    || have_cmd gcc || need="$need gcc libc6-dev"
+have_cmd make  || need="$need make"
+have_cmd cmake || need="$need cmake"
+# npm fetches the llama.cpp reference (test-only); the fidelity tests SKIP
+# visibly without it, but a full `make test` wants it.
+have_cmd npm   || need="$need npm"
+[ -z "$need" ] && exit 0
+line="apt-get install -y --no-install-recommends$need"
+if [ "$(id -u)" = 0 ]; then
+    echo "install-deps: installing:$need" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 || true
+    # shellcheck disable=SC2086
+    apt-get install -y --no-install-recommends $need >&2
+else
+    echo "install-deps: missing packages. Run as root:" >&2
+    echo "  sudo $line" >&2
+    exit 1
+fi

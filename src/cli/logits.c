@@ -1,0 +1,110 @@
+/*
+ * logits.c - `gemma4 logits`: a verification interface.  Token ids are used
+ * exactly as given (no BOS added); the output is raw little-endian float32,
+ * row-major n_positions x n_vocab (or only the last position).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "gemma4.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: gemma4 logits -m MODEL (--tokens 2,651,1000 | --tokens-file F) -o OUT.f32\n"
+               "                     [--all] [-t N] [--kv f32|f16] [--batch N] [--ctx N] [--no-mmap]\n"
+               "  Runs the ids exactly as given (no BOS is added) and writes little-endian float32\n"
+               "  logits of the last position, or of every position with --all (n_positions x n_vocab).\n"
+               "  --batch N  tokens per forward pass (default 512; 1 = token by token)\n"
+               "  --kv       KV cache type (default f16)\n");
+}
+
+int cmd_logits(int argc, char **argv)
+{
+    const char *C = "logits";
+    const char *model_path = NULL, *tokens_arg = NULL, *tokens_file = NULL, *out_path = NULL;
+    bool all = false, mmap = true;
+    int64_t threads = 0, batch = 512, n_ctx = 0;
+    g4_kv_type kv = G4_KV_F16;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--all")) all = true;
+        else if (!strcmp(a, "--no-mmap")) mmap = false;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { if (!(model_path = cli_value(C, argc, argv, &i))) return EXIT_USAGE; }
+        else if (!strcmp(a, "--tokens")) { if (!(tokens_arg = cli_value(C, argc, argv, &i))) return EXIT_USAGE; }
+        else if (!strcmp(a, "--tokens-file")) { if (!(tokens_file = cli_value(C, argc, argv, &i))) return EXIT_USAGE; }
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { if (!(out_path = cli_value(C, argc, argv, &i))) return EXIT_USAGE; }
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (!(v = cli_value(C, argc, argv, &i)) || !cli_parse_i64(C, a, v, 1, 1024, &threads)) return EXIT_USAGE;
+        } else if (!strcmp(a, "--batch")) {
+            if (!(v = cli_value(C, argc, argv, &i)) || !cli_parse_i64(C, a, v, 1, 1 << 20, &batch)) return EXIT_USAGE;
+        } else if (!strcmp(a, "--ctx")) {
+            if (!(v = cli_value(C, argc, argv, &i)) || !cli_parse_i64(C, a, v, 1, 1 << 30, &n_ctx)) return EXIT_USAGE;
+        } else if (!strcmp(a, "--kv")) {
+            if (!(v = cli_value(C, argc, argv, &i))) return EXIT_USAGE;
+            if (!strcmp(v, "f32")) kv = G4_KV_F32;
+            else if (!strcmp(v, "f16")) kv = G4_KV_F16;
+            else { cli_error(C, "--kv: '%s' is not a KV type (f32 or f16)", v); return EXIT_USAGE; }
+        } else {
+            cli_error(C, "unknown argument '%s'", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!model_path || !out_path || (!tokens_arg == !tokens_file)) {
+        cli_error(C, "%s (gemma4 logits --help for usage)",
+                  !model_path ? "missing -m MODEL" : !out_path ? "missing -o OUT.f32"
+                                                   : "give exactly one of --tokens and --tokens-file");
+        return EXIT_USAGE;
+    }
+    char *text = tokens_arg ? NULL : cli_read_file(C, tokens_file, 1u << 30);
+    if (tokens_file && !text) return 1;
+    int32_t *ids = NULL;
+    int64_t n = cli_parse_tokens(C, tokens_arg ? "--tokens" : tokens_file, tokens_arg ? tokens_arg : text, &ids);
+    free(text);
+    if (n < 0) return EXIT_USAGE;
+    if (n == 0) { cli_error(C, "no token ids given"); free(ids); return EXIT_USAGE; }
+
+    char err[512];
+    int rc = 1;
+    g4_model *m = NULL;
+    g4_context *ctx = NULL;
+    FILE *out = NULL;
+    g4_model_params mp = g4_model_default_params();
+    mp.use_mmap = mmap;
+    mp.n_threads = (int)threads;
+    if (g4_model_load(model_path, &mp, &m, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
+    g4_model_info info;
+    g4_model_get_info(m, &info);
+    if (n_ctx == 0) n_ctx = n;
+    if (n_ctx < n) { cli_error(C, "--ctx %lld is smaller than the %lld tokens given", (long long)n_ctx, (long long)n); rc = EXIT_USAGE; goto done; }
+    if ((uint64_t)n > info.n_ctx_train) { cli_error(C, "%lld tokens exceed the model's context length %u", (long long)n, info.n_ctx_train); goto done; }
+    g4_context_params cp = g4_context_default_params();
+    cp.n_ctx = (uint32_t)n_ctx;
+    cp.n_batch = (uint32_t)batch;
+    cp.kv_type = kv;
+    if (g4_context_new(m, &cp, &ctx, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
+    if (g4_decode(ctx, ids, (uint32_t)n, all, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
+    out = fopen(out_path, "wb");
+    if (!out) { cli_error(C, "cannot create '%s': %s", out_path, strerror(errno)); goto done; }
+    uint32_t rows = all ? (uint32_t)n : 1;
+    for (uint32_t r = 0; r < rows; r++) {
+        const float *lg = g4_get_logits_ith(ctx, all ? (int32_t)r : -1);
+        if (!lg || fwrite(lg, sizeof(float), info.n_vocab, out) != info.n_vocab) {
+            cli_error(C, "write error on '%s'", out_path);
+            goto done;
+        }
+    }
+    if (fclose(out) != 0) { out = NULL; cli_error(C, "write error on '%s': %s", out_path, strerror(errno)); goto done; }
+    out = NULL;
+    printf("n_tokens %lld\nn_vocab %u\nn_rows %u\n", (long long)n, info.n_vocab, rows);
+    rc = 0;
+done:
+    if (out) { fclose(out); remove(out_path); }
+    g4_context_free(ctx);
+    g4_model_free(m);
+    free(ids);
+    return rc;
+}

@@ -1,0 +1,142 @@
+/*
+ * threadpool.c - see threadpool.h.
+ *
+ * A run is published by bumping `generation` under the mutex; workers wait
+ * for a generation they have not seen yet, then all threads (the caller
+ * included) pull item indices from `next` until it passes `n`.  The caller
+ * waits until `active` drops to zero, so no worker can still be touching the
+ * run's arguments when g4_pool_run returns.
+ */
+#include "kernels/threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct g4_pool {
+    int n_threads;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    uint64_t generation;
+    int active;      /* workers still inside the current run */
+    int quit;
+    g4_pool_fn fn;
+    void *arg;
+    int64_t n;
+    atomic_int_fast64_t next;
+};
+
+typedef struct { g4_pool *pool; int id; } worker_arg;
+
+static void drain(g4_pool *p, int id)
+{
+    for (;;) {
+        int64_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n) break;
+        p->fn(p->arg, i, id);
+    }
+}
+
+static void *worker_main(void *v)
+{
+    worker_arg *wa = v;
+    g4_pool *p = wa->pool;
+    int id = wa->id;
+    free(wa);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
+        if (p->quit) break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->mu);
+        drain(p, id);
+        pthread_mutex_lock(&p->mu);
+        if (--p->active == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+g4_pool *g4_pool_new(int n_threads)
+{
+    if (n_threads < 1) n_threads = 1;
+    g4_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (n_threads > 1) {
+        p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
+        if (!p->threads) { g4_pool_free(p); return NULL; }
+        for (int i = 1; i < n_threads; i++) {
+            worker_arg *wa = malloc(sizeof *wa);
+            if (!wa) { p->n_threads = i; g4_pool_free(p); return NULL; }
+            wa->pool = p;
+            wa->id = i;
+            if (pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
+                free(wa);
+                p->n_threads = i;
+                g4_pool_free(p);
+                return NULL;
+            }
+        }
+    }
+    return p;
+}
+
+void g4_pool_free(g4_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n_threads; i++) pthread_join(p->threads[i - 1], NULL);
+    free(p->threads);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
+int g4_pool_size(const g4_pool *p) { return p ? p->n_threads : 1; }
+
+void g4_pool_run(g4_pool *p, int64_t n, g4_pool_fn fn, void *arg)
+{
+    if (n <= 0) return;
+    if (!p || p->n_threads == 1 || n == 1) {
+        for (int64_t i = 0; i < n; i++) fn(arg, i, 0);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->n = n;
+    atomic_store(&p->next, 0);
+    p->active = p->n_threads - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    drain(p, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->active > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int g4_cpu_count(void)
+{
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

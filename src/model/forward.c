@@ -1,0 +1,196 @@
+/*
+ * forward.c - the Gemma 4 decoder forward pass, step by step as in
+ * shared/spec/gemma4-text.md §2 (numbers in comments are the spec's steps).
+ *
+ * A call processes a batch of n tokens at consecutive positions
+ * n_past .. n_past+n-1 of one sequence.  Activations are f32 row-major
+ * [token][feature].  Every weight matrix is read once per batch (g4_matmul),
+ * so a prompt costs one pass over the weights per batch, not per token.
+ * No SIMD, quantization format or threading detail lives here.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/quant.h"
+#include "model/model.h"
+
+/* ---- KV cache rows ---------------------------------------------------- */
+
+static void kv_store(const g4_context *ctx, const g4_kv_layer *kv, uint32_t slot, void *base, const float *src)
+{
+    if (ctx->kv_type == G4_KV_F32) {
+        memcpy((float *)base + (size_t)slot * kv->row, src, sizeof(float) * kv->row);
+    } else {
+        uint16_t *d = (uint16_t *)base + (size_t)slot * kv->row;
+        for (uint32_t i = 0; i < kv->row; i++) d[i] = g4_f32_to_f16(src[i]);
+    }
+}
+
+/* ---- attention: one (token, query head) pair per work item ------------- */
+
+typedef struct {
+    const g4_context *ctx;
+    const g4_layer *ly;
+    const g4_kv_layer *kv;
+    uint32_t n_past, window;
+} attn_job;
+
+static void attend_item(void *arg, int64_t item, int tid)
+{
+    attn_job *j = arg;
+    const g4_context *ctx = j->ctx;
+    const g4_layer *ly = j->ly;
+    const g4_kv_layer *kv = j->kv;
+    uint32_t n_head = ctx->model->n_head, hd = ly->head_dim;
+    uint32_t t = (uint32_t)(item / n_head), head = (uint32_t)(item % n_head);
+    uint32_t kv_head = head / (n_head / ly->n_kv_head); /* consecutive q heads share a kv head */
+    uint32_t pos = j->n_past + t;
+    /* 2.5: global layers see every earlier position, sliding layers the last
+     * `window` positions including the token itself. */
+    uint32_t first = (ly->sliding && pos + 1 > j->window) ? pos + 1 - j->window : 0;
+    uint32_t n_keys = pos + 1 - first;
+
+    const float *q = ctx->q + (size_t)t * n_head * hd + (size_t)head * hd;
+    float *out = ctx->o + (size_t)t * n_head * hd + (size_t)head * hd;
+    float *s = ctx->att + (size_t)tid * ctx->n_ctx;
+    bool f16 = ctx->kv_type == G4_KV_F16;
+
+    /* 7: scores with scale 1.0 (Gemma 4 does not divide by sqrt(hd)) */
+    for (uint32_t i = 0; i < n_keys; i++) {
+        size_t off = (size_t)((first + i) % kv->size) * kv->row + (size_t)kv_head * hd;
+        float acc = 0.0f;
+        if (f16) {
+            const uint16_t *k = (const uint16_t *)kv->k + off;
+            for (uint32_t d = 0; d < hd; d++) acc += q[d] * g4_f16_to_f32(k[d]);
+        } else {
+            const float *k = (const float *)kv->k + off;
+            for (uint32_t d = 0; d < hd; d++) acc += q[d] * k[d];
+        }
+        s[i] = acc;
+    }
+    /* 8: softmax in f32, weighted sum of V */
+    g4_softmax(s, n_keys);
+    memset(out, 0, sizeof(float) * hd);
+    for (uint32_t i = 0; i < n_keys; i++) {
+        size_t off = (size_t)((first + i) % kv->size) * kv->row + (size_t)kv_head * hd;
+        float w = s[i];
+        if (f16) {
+            const uint16_t *v = (const uint16_t *)kv->v + off;
+            for (uint32_t d = 0; d < hd; d++) out[d] += w * g4_f16_to_f32(v[d]);
+        } else {
+            const float *v = (const float *)kv->v + off;
+            for (uint32_t d = 0; d < hd; d++) out[d] += w * v[d];
+        }
+    }
+}
+
+/* ---- one decoder layer ------------------------------------------------- */
+
+static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
+{
+    const g4_model *m = ctx->model;
+    const g4_layer *ly = &m->layers[l];
+    g4_kv_layer *kv = &ctx->kv[l];
+    g4_pool *pool = ctx->pool;
+    const uint32_t H = m->n_embd, hd = ly->head_dim, nq = m->n_head, nkv = ly->n_kv_head;
+    const uint32_t qdim = nq * hd, kvdim = nkv * hd;
+    const float eps = m->rms_eps;
+
+    /* 1: h = rmsnorm(x, attn_norm) */
+    memcpy(ctx->h, ctx->x, sizeof(float) * (size_t)n * H);
+    for (uint32_t t = 0; t < n; t++) g4_rmsnorm(ctx->h + (size_t)t * H, ly->attn_norm, H, eps);
+
+    /* 2-3: projections; V is the raw K projection when attn_v is absent */
+    g4_matmul(pool, &ly->attn_q, ctx->h, ctx->q, n);
+    g4_matmul(pool, &ly->attn_k, ctx->h, ctx->k, n);
+    if (ly->k_eq_v) memcpy(ctx->v, ctx->k, sizeof(float) * (size_t)n * kvdim);
+    else            g4_matmul(pool, &ly->attn_v, ctx->h, ctx->v, n);
+
+    for (uint32_t t = 0; t < n; t++) {
+        uint32_t pos = ctx->n_past + t;
+        float *q = ctx->q + (size_t)t * qdim, *k = ctx->k + (size_t)t * kvdim, *v = ctx->v + (size_t)t * kvdim;
+        /* 2, 4: per-head q-norm and k-norm (weighted), v-norm (no weight) */
+        for (uint32_t h = 0; h < nq; h++) g4_rmsnorm(q + h * hd, ly->attn_q_norm, hd, eps);
+        for (uint32_t h = 0; h < nkv; h++) {
+            g4_rmsnorm(k + h * hd, ly->attn_k_norm, hd, eps);
+            g4_rmsnorm(v + h * hd, NULL, hd, eps);
+        }
+        /* 5: RoPE on q and k; global layers use the proportional divisors */
+        const float *div = ly->sliding ? NULL : m->rope_freqs;
+        for (uint32_t h = 0; h < nq; h++) g4_rope_neox(q + h * hd, ly->n_rot, pos, ly->rope_base, div);
+        for (uint32_t h = 0; h < nkv; h++) g4_rope_neox(k + h * hd, ly->n_rot, pos, ly->rope_base, div);
+        /* 6: append to the cache (ring slot on sliding layers) */
+        uint32_t slot = pos % kv->size;
+        kv_store(ctx, kv, slot, kv->k, k);
+        kv_store(ctx, kv, slot, kv->v, v);
+    }
+
+    /* 7-8: attention over the cache */
+    attn_job aj = { ctx, ly, kv, ctx->n_past, m->sliding_window };
+    g4_pool_run(pool, (int64_t)n * nq, attend_item, &aj);
+
+    /* 9-11: output projection, post-attention norm, residual */
+    g4_matmul(pool, &ly->attn_output, ctx->o, ctx->a, n);
+    for (uint32_t t = 0; t < n; t++) {
+        float *a = ctx->a + (size_t)t * H, *x = ctx->x + (size_t)t * H;
+        g4_rmsnorm(a, ly->post_attention_norm, H, eps);
+        for (uint32_t i = 0; i < H; i++) x[i] += a[i];
+    }
+
+    /* 12-13: h = rmsnorm(x, ffn_norm); m = Wdown (gelu_tanh(Wgate h) * (Wup h)) */
+    memcpy(ctx->h, ctx->x, sizeof(float) * (size_t)n * H);
+    for (uint32_t t = 0; t < n; t++) g4_rmsnorm(ctx->h + (size_t)t * H, ly->ffn_norm, H, eps);
+    g4_matmul(pool, &ly->ffn_gate, ctx->h, ctx->g, n);
+    g4_matmul(pool, &ly->ffn_up, ctx->h, ctx->u, n);
+    for (size_t i = 0; i < (size_t)n * m->n_ff; i++) ctx->g[i] = g4_gelu_tanh(ctx->g[i]) * ctx->u[i];
+    g4_matmul(pool, &ly->ffn_down, ctx->g, ctx->a, n);
+
+    /* 14-16: post-FFN norm, residual, layer output scalar */
+    for (uint32_t t = 0; t < n; t++) {
+        float *a = ctx->a + (size_t)t * H, *x = ctx->x + (size_t)t * H;
+        g4_rmsnorm(a, ly->post_ffw_norm, H, eps);
+        for (uint32_t i = 0; i < H; i++) x[i] = (x[i] + a[i]) * ly->layer_output_scale;
+    }
+}
+
+/* ---- whole pass -------------------------------------------------------- */
+
+void g4_forward(g4_context *ctx, const int32_t *tokens, uint32_t n, const int32_t *out_rows)
+{
+    const g4_model *m = ctx->model;
+    const uint32_t H = m->n_embd, V = m->n_vocab;
+
+    /* 2.1: embedding rows scaled by sqrt(n_embd) */
+    for (uint32_t t = 0; t < n; t++) {
+        float *x = ctx->x + (size_t)t * H;
+        g4_mat_row(&m->token_embd, tokens[t], x);
+        for (uint32_t i = 0; i < H; i++) x[i] *= m->embd_scale;
+    }
+
+    for (uint32_t l = 0; l < m->n_layer; l++) layer_forward(ctx, l, n);
+
+    /* 2.3: final norm on the rows whose logits are wanted, then the
+     * (usually tied) LM head in one batched product, then the softcap. */
+    uint32_t n_out = 0;
+    for (uint32_t t = 0; t < n; t++) {
+        if (out_rows[t] < 0 && t != n - 1) continue;
+        float *h = ctx->h + (size_t)n_out * H;
+        memcpy(h, ctx->x + (size_t)t * H, sizeof(float) * H);
+        g4_rmsnorm(h, m->output_norm, H, m->rms_eps);
+        if (t == n - 1) memcpy(ctx->hidden, h, sizeof(float) * H);
+        if (out_rows[t] >= 0) n_out++;
+    }
+    if (n_out == 0) return;
+    /* The batch of n_out rows is contiguous in ctx->h; rows of logits land
+     * at consecutive out_rows (the caller numbers them that way). */
+    int32_t first_row = -1;
+    for (uint32_t t = 0; t < n; t++) if (out_rows[t] >= 0) { first_row = out_rows[t]; break; }
+    float *logits = ctx->logits + (size_t)first_row * V;
+    g4_matmul(ctx->pool, &m->output, ctx->h, logits, n_out);
+    float cap = m->final_logit_softcap;
+    for (size_t i = 0; i < (size_t)n_out * V; i++) {
+        if (cap > 0.0f) logits[i] = cap * tanhf(logits[i] / cap);
+    }
+    for (uint32_t r = 0; r < n_out; r++)
+        for (uint32_t i = 0; i < m->n_suppress; i++) logits[(size_t)r * V + m->suppress_tokens[i]] = -INFINITY;
+}
