@@ -47,6 +47,13 @@ typedef struct {
     uint32_t   n_batch;  /* max tokens per forward pass (prompt chunking); default 512 */
     g4_kv_type kv_type;  /* KV cache storage; default F16 */
     int        n_threads;/* 0 = the model's */
+    /* false (default): before each matrix product the activations are
+     *   rounded to the weight type's dot-product format (8-bit blocks for
+     *   quantized weights, f16/bf16 for half weights), exactly as llama.cpp
+     *   does; integer dot products.
+     * true: activations stay f32 and weights are dequantized on the fly:
+     *   the model's math without activation rounding (slower). */
+    bool       f32_activations;
 } g4_context_params;
 
 g4_model_params   g4_model_default_params(void);

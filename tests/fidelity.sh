@@ -8,26 +8,39 @@
 #      first is 2 = <bos>), longer than the model's sliding window,
 #   3. runs llama.cpp through BUILD_DIR/llama-ref (f32 KV cache, flash
 #      attention off, logits of every position) batched, and token by token
-#      (the latter only to show llama.cpp's own batch-vs-step noise),
+#      (llama.cpp's own batch-vs-step difference: its rounding noise),
 #   4. runs `gemma4 logits --all --kv f32` batched (--batch N) and token by
-#      token (--batch 1),
-#   5. compares with BUILD_DIR/cmp-logits:
-#        ours batched vs llama.cpp, ours token-by-token vs llama.cpp:
-#            max|d| <= 1e-3 for F32 weights, <= 5e-2 for F16/BF16/Q8_0/Q4_0/
-#            Q4_K_M/Q6_K weights (llama.cpp rounds the activations to the
-#            weight's dot-product type there);
-#        ours batched vs ours token-by-token: max|d| <= 1e-4.
+#      token (--batch 1), and compares with BUILD_DIR/cmp-logits:
+#        a. ours batched, ours token-by-token vs llama.cpp batched:
+#           max|d| <= 1e-3 for F32 weights, <= 5e-2 for the other types.
+#           Both engines round on purpose (f16 GELU table; 8-bit activation
+#           blocks before quantized dot products, f16/bf16 activations for
+#           half weights), so two correct engines differ wherever one rounds a
+#           value the other computed a hair differently.  llama.cpp's own
+#           batch-vs-step difference measures that floor; on these models it
+#           is 0.06-0.09 for 8-bit weights, above 5e-2.  Such a row passes
+#           (marked "noise") only when BOTH max|d| and mean|d| stay within
+#           NOISE_X (1.5) times llama.cpp's own figures.  A real bug is 10x
+#           and more above them.
+#        b. ours batched vs ours token-by-token: max|d| <= 1e-4 (they are
+#           bit-identical by construction).
+#        c. non-F32 weights, exactly: the model dequantized to an F32 twin by
+#           `gemma4 quantize MODEL TWIN f32`; llama.cpp on the twin vs ours on
+#           the original with --f32-activations (no activation rounding on
+#           either side): max|d| <= 1e-3, the F32 limit.  This proves the
+#           weight decoding and the math without the rounding noise of (a).
 # and prints a table of the figures and "N passed, N failed"; exit status 1 on
 # any failure.
 #
 # The llama.cpp library comes from scripts/get-llama-oracle.sh (an npm package,
 # installed once into a cache folder).  When it cannot be had (no npm, no
 # network, other platform) the test prints "SKIP: llama.cpp oracle
-# unavailable: <reason>" and exits 0; it never passes silently.
+# unavailable: <reason>" and exits 0; ctest reports it as skipped.
 #
-# Environment: G4_FIDELITY_TOL_F32, G4_FIDELITY_TOL_QUANT, G4_FIDELITY_TOL_SELF
-# override the three limits; G4_FIDELITY_THREADS the thread count (default:
-# all CPUs); G4_FIDELITY_KEEP=1 keeps the work folder (models, logits, logs).
+# Environment: G4_FIDELITY_TOL_F32, G4_FIDELITY_TOL_QUANT, G4_FIDELITY_TOL_SELF,
+# G4_FIDELITY_NOISE_X override the limits; G4_FIDELITY_THREADS the thread
+# count (default: all CPUs); G4_FIDELITY_MODELS="name name" runs a subset;
+# G4_FIDELITY_KEEP=1 keeps the work folder (models, logits, logs).
 set -u
 
 BUILD="${1:-}"
@@ -47,6 +60,7 @@ done
 TOL_F32="${G4_FIDELITY_TOL_F32:-1e-3}"
 TOL_QUANT="${G4_FIDELITY_TOL_QUANT:-5e-2}"
 TOL_SELF="${G4_FIDELITY_TOL_SELF:-1e-4}"
+NOISE_X="${G4_FIDELITY_NOISE_X:-1.5}"
 THREADS="${G4_FIDELITY_THREADS:-$(nproc 2>/dev/null || echo 2)}"
 
 # --- the oracle -------------------------------------------------------------
@@ -96,16 +110,40 @@ make_tokens() {
     printf '%s\n' "$out"
 }
 
-# the figure and verdict of one cmp-logits run; sets CMP_MAX and CMP_OK
+# the figures and verdict of one cmp-logits run; sets CMP_MAX, CMP_MEAN, CMP_OK
 compare() { # label ref mine vocab atol
     local out rc
     out=$("$CMP" "$2" "$3" --vocab "$4" --atol "$5" --label "$1" 2>&1)
     rc=$?
     printf '  %s\n' "$out" >>"$WORK/details.txt"
     CMP_MAX=$(printf '%s\n' "$out" | sed -n 's/.*max|d| \([^ ]*\) .*/\1/p' | head -n 1)
+    CMP_MEAN=$(printf '%s\n' "$out" | sed -n 's/.*mean|d| \([^ ]*\) .*/\1/p' | head -n 1)
     [ -n "$CMP_MAX" ] || CMP_MAX="error"
+    [ -n "$CMP_MEAN" ] || CMP_MEAN="error"
     [ $rc -eq 0 ] && CMP_OK=1 || CMP_OK=0
 }
+
+# a <= b * k for decimal strings (awk does the arithmetic)
+le_times() { awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { exit !(a + 0 <= b * k) }'; }
+
+# verdict of an "ours vs llama.cpp" comparison (after compare): sets V
+# (ok / noise / FAIL) and counts it
+judge_vs_llama() {
+    if [ "$CMP_OK" = 1 ]; then
+        V="ok"
+    elif [ -n "$L_MAX" ] && [ "$CMP_MAX" != error ] && le_times "$CMP_MAX" "$L_MAX" "$NOISE_X" &&
+        le_times "$CMP_MEAN" "$L_MEAN" "$NOISE_X"; then
+        V="noise"
+        printf '    -> over the limit but within %sx llama.cpp'"'"'s own batch-vs-step noise (max %s, mean %s): pass\n' \
+            "$NOISE_X" "$L_MAX" "$L_MEAN" >>"$WORK/details.txt"
+    else
+        V="FAIL"
+    fi
+    if [ "$V" = FAIL ]; then FAILED=$((FAILED + 1)); else PASSED=$((PASSED + 1)); fi
+}
+
+now_ms() { date +%s%3N; }
+secs() { printf '%d.%d' $(($1 / 1000)) $((($1 % 1000) / 100)); }
 
 # a model whose run broke: its three checks fail (uses $name and $log)
 fail_row() { # why
@@ -118,81 +156,120 @@ fail_row() { # why
 PASSED=0
 FAILED=0
 ROWS=()
-t_start=$(date +%s)
+t_start=$(now_ms)
 
 for spec in "${MODELS[@]}"; do
     IFS='|' read -r name gen_opts n_tok our_batch ref_batch <<<"$spec"
+    if [ -n "${G4_FIDELITY_MODELS:-}" ] && [[ " $G4_FIDELITY_MODELS " != *" $name "* ]]; then
+        continue
+    fi
     read -r -a gen <<<"$gen_opts"
     vocab=$(printf '%s\n' "$gen_opts" | sed -n 's/.*--vocab \([0-9]*\).*/\1/p')
     [ -n "$vocab" ] || vocab=1024 # the tiny preset's
-    case "$gen_opts" in
-        *"--type f32"*) tol="$TOL_F32" ;;
-        *) tol="$TOL_QUANT" ;;
-    esac
+    type=${gen_opts##*--type }
+    type=${type%% *}
+    if [ "$type" = f32 ]; then tol="$TOL_F32"; else tol="$TOL_QUANT"; fi
     model="$WORK/$name.gguf"
     toks="$WORK/$name.tokens"
     log="$WORK/$name.log"
     echo "$name:" >>"$WORK/details.txt"
 
+    t0=$(now_ms)
     if ! "$G4" make-test-model -q -o "$model" "${gen[@]}" >"$log" 2>&1; then
         fail_row "make-test-model failed"
         continue
     fi
     make_tokens "$n_tok" "$vocab" "$((1000 + ${#name} * 7919 + n_tok))" >"$toks"
 
+    t1=$(now_ms)
     if ! "$REF" --lib "$LIB" -m "$model" --tokens-file "$toks" --all --kv f32 --fa off \
         --batch "$ref_batch" --threads "$THREADS" -o "$WORK/$name.ref.f32" >>"$log" 2>&1; then
         fail_row "llama-ref failed"
         continue
     fi
+    # one thread: the same logits (ggml splits work by rows), and llama.cpp's
+    # per-call thread start-up would dominate 300 tiny decode calls
     "$REF" --lib "$LIB" -m "$model" --tokens-file "$toks" --all --kv f32 --fa off --step \
-        --threads "$THREADS" -o "$WORK/$name.refstep.f32" >>"$log" 2>&1
+        --threads 1 -o "$WORK/$name.refstep.f32" >>"$log" 2>&1
     ref_step_rc=$?
+    t2=$(now_ms)
     if ! "$G4" logits -m "$model" --tokens-file "$toks" -o "$WORK/$name.ours.f32" --all --kv f32 \
         --batch "$our_batch" -t "$THREADS" >>"$log" 2>&1; then
         fail_row "gemma4 logits (--batch $our_batch) failed"
         continue
     fi
+    t3=$(now_ms)
     if ! "$G4" logits -m "$model" --tokens-file "$toks" -o "$WORK/$name.ourstep.f32" --all --kv f32 \
         --batch 1 -t "$THREADS" >>"$log" 2>&1; then
         fail_row "gemma4 logits (--batch 1) failed"
         continue
     fi
+    t4=$(now_ms)
+    printf '  seconds: make-test-model %s, llama.cpp %s, ours batched %s, ours token by token %s\n' \
+        "$(secs $((t1 - t0)))" "$(secs $((t2 - t1)))" "$(secs $((t3 - t2)))" "$(secs $((t4 - t3)))" >>"$WORK/details.txt"
 
+    # llama.cpp's own rounding noise first: the yardstick for (a)
+    L_MAX="" L_MEAN="" d_llama="n/a"
+    if [ $ref_step_rc -eq 0 ]; then
+        compare "llama batch vs llama token by token (noise)" "$WORK/$name.ref.f32" "$WORK/$name.refstep.f32" "$vocab" 1e30
+        if [ "$CMP_MAX" != error ] && [ "$CMP_MEAN" != error ]; then
+            L_MAX=$CMP_MAX L_MEAN=$CMP_MEAN d_llama=$CMP_MAX
+        fi
+    fi
     verdict="ok"
     compare "ours(batch $our_batch) vs llama" "$WORK/$name.ref.f32" "$WORK/$name.ours.f32" "$vocab" "$tol"
-    d_batch=$CMP_MAX
-    if [ $CMP_OK = 1 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); verdict="FAIL"; fi
+    judge_vs_llama
+    d_batch="$CMP_MAX"
+    [ "$V" = ok ] || { d_batch+="*"; [ "$V" = FAIL ] && verdict="FAIL" || { [ "$verdict" = ok ] && verdict="noise"; }; }
     compare "ours(token by token) vs llama" "$WORK/$name.ref.f32" "$WORK/$name.ourstep.f32" "$vocab" "$tol"
-    d_step=$CMP_MAX
-    if [ $CMP_OK = 1 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); verdict="FAIL"; fi
+    judge_vs_llama
+    d_step="$CMP_MAX"
+    [ "$V" = ok ] || { d_step+="*"; [ "$V" = FAIL ] && verdict="FAIL" || { [ "$verdict" = ok ] && verdict="noise"; }; }
     compare "ours batch vs ours token by token" "$WORK/$name.ours.f32" "$WORK/$name.ourstep.f32" "$vocab" "$TOL_SELF"
     d_self=$CMP_MAX
-    if [ $CMP_OK = 1 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); verdict="FAIL"; fi
-    d_llama="n/a"
-    if [ $ref_step_rc -eq 0 ]; then # informational: llama.cpp's own noise
-        compare "llama batch vs llama token by token (info)" "$WORK/$name.ref.f32" "$WORK/$name.refstep.f32" "$vocab" 1e30
-        d_llama=$CMP_MAX
+    if [ "$CMP_OK" = 1 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); verdict="FAIL"; fi
+
+    # (c) exact check on a dequantized twin
+    d_twin="-"
+    if [ "$type" != f32 ]; then
+        twin="$WORK/$name.f32twin.gguf"
+        if ! "$G4" quantize "$model" "$twin" f32 >>"$log" 2>&1; then
+            fail_row "gemma4 quantize (F32 twin) failed"
+            continue
+        fi
+        if ! "$REF" --lib "$LIB" -m "$twin" --tokens-file "$toks" --all --kv f32 --fa off \
+            --batch "$ref_batch" --threads "$THREADS" -o "$WORK/$name.reftwin.f32" >>"$log" 2>&1; then
+            fail_row "llama-ref on the F32 twin failed"
+            continue
+        fi
+        if ! "$G4" logits -m "$model" --tokens-file "$toks" -o "$WORK/$name.oursexact.f32" --all --kv f32 \
+            --batch "$our_batch" -t "$THREADS" --f32-activations >>"$log" 2>&1; then
+            fail_row "gemma4 logits --f32-activations failed"
+            continue
+        fi
+        compare "ours(--f32-activations) vs llama on the F32 twin" "$WORK/$name.reftwin.f32" "$WORK/$name.oursexact.f32" "$vocab" "$TOL_F32"
+        d_twin=$CMP_MAX
+        if [ "$CMP_OK" = 1 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); verdict="FAIL"; fi
+        rm -f "$twin"
     fi
-    type=${gen_opts##*--type }
-    type=${type%% *}
-    ROWS+=("$(printf '%-11s %-6s %5s %9s %10s %10s %9s %10s %10s  %s' "$name" "$type" "$vocab" "$n_tok" \
-        "$d_batch" "$d_step" "$tol" "$d_self" "$d_llama" "$verdict")")
+    ROWS+=("$(printf '%-11s %-6s %5s %6s %11s %11s %6s %10s %10s %10s  %s' "$name" "$type" "$vocab" "$n_tok" \
+        "$d_batch" "$d_step" "$tol" "$d_llama" "$d_self" "$d_twin" "$verdict")")
 done
 
-t_end=$(date +%s)
+t_end=$(now_ms)
 echo
 cat "$WORK/details.txt"
 echo
-echo "max|d| of the logits over all positions ($((t_end - t_start)) s):"
-printf '%-11s %-6s %5s %9s %10s %10s %9s %10s %10s  %s\n' "model" "type" "vocab" "tokens" \
-    "batch/llm" "step/llm" "limit" "batch/step" "llm b/s" "result"
+echo "max|d| of the logits over all positions ($(secs $((t_end - t_start))) s):"
+printf '%-11s %-6s %5s %6s %11s %11s %6s %10s %10s %10s  %s\n' "model" "type" "vocab" "tokens" \
+    "batch/llm" "step/llm" "limit" "llm b/s" "batch/step" "twin(1e-3)" "result"
 for row in "${ROWS[@]}"; do
     printf '%s\n' "$row"
 done
-echo "(batch/llm, step/llm: ours batched and token-by-token vs llama.cpp; batch/step: ours"
-echo " batched vs ours token-by-token, limit $TOL_SELF; llm b/s: llama.cpp batched vs its own"
-echo " token-by-token, for scale only)"
+echo "(batch/llm, step/llm: ours batched and token-by-token vs llama.cpp, * = over the limit but"
+echo " within ${NOISE_X}x llama.cpp's own noise 'llm b/s' (llama.cpp batched vs its own token-by-token),"
+echo " max and mean; batch/step: ours batched vs ours token-by-token, limit $TOL_SELF; twin: ours with"
+echo " --f32-activations vs llama.cpp on the F32-dequantized twin, limit $TOL_F32)"
 echo
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

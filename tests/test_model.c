@@ -49,12 +49,15 @@ static float max_diff(const float *a, const float *b, size_t n)
     return m;
 }
 
+static bool f32_act; /* the activation mode of the contexts below */
+
 static g4_context *new_ctx(g4_model *m, uint32_t n_ctx, uint32_t n_batch, g4_kv_type kv)
 {
     g4_context_params cp = g4_context_default_params();
     cp.n_ctx = n_ctx;
     cp.n_batch = n_batch;
     cp.kv_type = kv;
+    cp.f32_activations = f32_act;
     g4_context *c = NULL;
     char err[256];
     if (g4_context_new(m, &cp, &c, err, sizeof err) != G4_OK) fprintf(stderr, "context: %s\n", err);
@@ -101,11 +104,15 @@ static void test_batching(const char *path)
     CHECK(ref && bat && chk && mix && f16);
     if (ref && bat && chk && mix && f16) {
         float d1 = max_diff(ref, bat, nv), d2 = max_diff(ref, chk, nv), d3 = max_diff(ref, mix, nv), d4 = max_diff(ref, f16, nv);
-        printf("  %s: batched %.2e, batch 7 %.2e, calls of 13 %.2e, f16 KV %.2e\n", path, d1, d2, d3, d4);
-        CHECKF(d1 <= 1e-4f, "batched vs token-by-token %g", d1);
-        CHECKF(d2 <= 1e-4f, "batch 7 vs token-by-token %g", d2);
-        CHECKF(d3 <= 1e-4f, "calls of 13 vs token-by-token %g", d3);
-        CHECKF(d4 <= 5e-2f, "f16 KV vs f32 KV %g", d4);
+        printf("  %s (%s activations): batched %.2e, batch 7 %.2e, calls of 13 %.2e, f16 KV %.2e\n", path,
+               f32_act ? "f32" : "llama.cpp-rounded", d1, d2, d3, d4);
+        /* one code path for every batch size: identical, not just close */
+        CHECKF(d1 == 0.0f, "batched vs token-by-token %g", d1);
+        CHECKF(d2 == 0.0f, "batch 7 vs token-by-token %g", d2);
+        CHECKF(d3 == 0.0f, "calls of 13 vs token-by-token %g", d3);
+        /* f16 rounding of K/V is smooth only when nothing downstream rounds
+         * to 8 bits (an 8-bit rounding flip is a 1% step) */
+        if (f32_act) CHECKF(d4 <= 2e-2f, "f16 KV vs f32 KV %g", d4);
         /* The logits must depend on the context (not a bag of unigrams). */
         float spread = 0;
         for (size_t i = 0; i < in.n_vocab; i++) spread = fmaxf(spread, fabsf(ref[i] - ref[(size_t)(N - 1) * in.n_vocab + i]));
@@ -240,7 +247,14 @@ int main(void)
     if (f32) { test_batching(f32); test_truncate(f32); }
     const char *q4 = make_model("q4.gguf", G4_TM_Q4_0, 24, 7);
     CHECK(q4 != NULL);
-    if (q4) test_batching(q4);
+    if (q4) {
+        test_batching(q4);
+        test_truncate(q4);
+        f32_act = true;
+        test_batching(q4);
+        test_truncate(q4);
+        f32_act = false;
+    }
     test_load_errors();
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

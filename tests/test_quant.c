@@ -584,7 +584,6 @@ static void test_edges(void)
         const uint32_t type = SUPPORTED[ti];
         const g4_type_traits *t = g4_type_get(type);
         const int64_t n = t->blck == 1 ? 64 : 2 * (int64_t)t->blck;
-        const size_t rb = row_bytes(type, n);
 
         /* all zeros -> exact zeros back */
         memset(x, 0, sizeof x);
@@ -628,7 +627,6 @@ static void test_edges(void)
                            type == G4_TYPE_Q6_K ? 0.05 : type == G4_TYPE_Q2_K ? 0.5 :
                            type == G4_TYPE_Q3_K ? 0.3 : 0.2;
         CHECKF(rmse <= lim, "%s: gaussian rmse %g > %g", t->name, rmse, lim);
-        (void)rb;
     }
 
     /* Q8_K all-zero block: d = 0, quants and sums zero */
@@ -638,6 +636,432 @@ static void test_edges(void)
     int z = 1;
     for (int i = 0; i < 292; i++) z &= q[i] == 0;
     CHECK(z);
+}
+
+/* ------------------------------- 4. activation encoding and encoded dots */
+
+/* Weight types with a llama.cpp matmul dot product, and their vec_dot_type
+ * (ggml-cpu.c type_traits_cpu; the oracle check below re-reads it from the
+ * library). */
+static const uint32_t DOT_TYPES[][2] = {
+    { G4_TYPE_F32, G4_TYPE_F32 },   { G4_TYPE_F16, G4_TYPE_F16 },   { G4_TYPE_BF16, G4_TYPE_BF16 },
+    { G4_TYPE_Q4_0, G4_TYPE_Q8_0 }, { G4_TYPE_Q4_1, G4_TYPE_Q8_1 }, { G4_TYPE_Q5_0, G4_TYPE_Q8_0 },
+    { G4_TYPE_Q5_1, G4_TYPE_Q8_1 }, { G4_TYPE_Q8_0, G4_TYPE_Q8_0 }, { G4_TYPE_Q2_K, G4_TYPE_Q8_K },
+    { G4_TYPE_Q3_K, G4_TYPE_Q8_K }, { G4_TYPE_Q4_K, G4_TYPE_Q8_K }, { G4_TYPE_Q5_K, G4_TYPE_Q8_K },
+    { G4_TYPE_Q6_K, G4_TYPE_Q8_K },
+};
+#define N_DOT_TYPES (sizeof DOT_TYPES / sizeof DOT_TYPES[0])
+static const uint32_t ACT_TYPES[] = { G4_TYPE_Q8_0, G4_TYPE_Q8_1, G4_TYPE_Q8_K, G4_TYPE_F16, G4_TYPE_BF16, G4_TYPE_F32 };
+#define N_ACT_TYPES (sizeof ACT_TYPES / sizeof ACT_TYPES[0])
+
+/* ragged multi-block row lengths per block size */
+static int dot_lens(uint32_t type, const int64_t **lens)
+{
+    static const int64_t l32[] = { 32, 96, 160, 1056, 2080 };
+    static const int64_t l256[] = { 256, 768, 2816 };
+    static const int64_t l1[] = { 1, 7, 33, 100, 1000, 1027 };
+    const uint32_t b = g4_type_get(type)->blck;
+    *lens = b == 32 ? l32 : b == 256 ? l256 : l1;
+    return b == 32 ? 5 : b == 256 ? 3 : 6;
+}
+
+static size_t act_bytes(uint32_t type, int64_t n)
+{
+    uint64_t b = 0;
+    if (!g4_act_row_size(type, (uint64_t)n, &b)) {
+        fprintf(stderr, "act_row_size failed for type %u n %lld\n", type, (long long)n);
+        abort();
+    }
+    return (size_t)b;
+}
+
+static void test_vec_dot_type(void)
+{
+    int bad = 0;
+    for (size_t i = 0; i < N_DOT_TYPES; i++)
+        bad += g4_vec_dot_type(DOT_TYPES[i][0]) != DOT_TYPES[i][1];
+    CHECKF(bad == 0, "%d vec_dot_type mismatches", bad);
+    CHECK(g4_vec_dot_type(G4_TYPE_Q8_K) == G4_TYPE_NONE);
+    CHECK(g4_vec_dot_type(G4_TYPE_Q8_1) == G4_TYPE_NONE);
+    CHECK(g4_vec_dot_type(16) == G4_TYPE_NONE);           /* iq2_xxs: not here */
+    CHECK(g4_vec_dot_type(4) == G4_TYPE_NONE);
+    CHECK(g4_vec_dot_type(0xffffffffu) == G4_TYPE_NONE);
+    CHECK(isnan(g4_vec_dot(G4_TYPE_Q8_K, NULL, NULL, 256)));
+    CHECK(g4_vec_dot(G4_TYPE_Q4_0, NULL, NULL, 0) == 0.0f);
+    uint64_t b = 0;
+    CHECK(g4_act_row_size(G4_TYPE_Q4_0, 64, &b) && b == 68);
+    CHECK(g4_act_row_size(G4_TYPE_Q5_1, 64, &b) && b == 72);
+    CHECK(g4_act_row_size(G4_TYPE_Q4_K, 512, &b) && b == 584);
+    CHECK(g4_act_row_size(G4_TYPE_BF16, 7, &b) && b == 14);
+    CHECK(g4_act_row_size(G4_TYPE_F32, 7, &b) && b == 28);
+    CHECK(!g4_act_row_size(G4_TYPE_Q4_0, 33, &b));
+    CHECK(!g4_act_row_size(G4_TYPE_Q8_K, 256, &b));
+}
+
+static void test_act_by_hand(void)
+{
+    /* amax 127 -> d = 1 (f16 0x3C00), multiplier 127/127 = 1: ties round to
+     * even (ggml's AVX quantize_row_q8_0), not away from zero (the _ref) */
+    float x[32] = { 127, 0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 126.5f, -3.5f, 0.49f, -0.51f };
+    const uint8_t want0[34] = { 0x00, 0x3C, 0x7F, 0x00, 0x02, 0x02, 0x00, 0xFE, 0x7E, 0xFC, 0x00, 0xFF };
+    uint8_t q[36];
+    memset(q, 0xAA, sizeof q);
+    g4_quantize_act(G4_TYPE_Q8_0, x, q, 32);
+    CHECK(memcmp(q, want0, 34) == 0);
+    /* Q8_1: same quants after d and s = f16(d * sum) = f16(250) = 0x5BD0 */
+    memset(q, 0xAA, sizeof q);
+    g4_quantize_act(G4_TYPE_Q8_1, x, q, 32);
+    CHECK(q[0] == 0x00 && q[1] == 0x3C && q[2] == 0xD0 && q[3] == 0x5B);
+    CHECK(memcmp(q + 4, want0 + 2, 32) == 0);
+
+    /* a block of f32 denormals: 127/amax overflows to inf, every product is
+     * inf or NaN (0*inf), which cvtps2dq turns into INT32_MIN -> -128;
+     * d = amax/127 underflows to 0; Q8_1's wrapped sum of 32 INT32_MIN is 0 */
+    for (int i = 0; i < 32; i++) x[i] = i == 3 ? 0.0f : 0x1p-149f;
+    g4_quantize_act(G4_TYPE_Q8_1, x, q, 32);
+    int ok = q[0] == 0 && q[1] == 0 && q[2] == 0 && q[3] == 0;
+    for (int i = 0; i < 32; i++) ok &= q[4 + i] == 0x80;
+    CHECK(ok);
+
+    /* zeros: d = 0, multiplier 0, quants 0 */
+    memset(x, 0, sizeof x);
+    memset(q, 0xAA, sizeof q);
+    g4_quantize_act(G4_TYPE_Q8_0, x, q, 32);
+    ok = 1;
+    for (int i = 0; i < 34; i++) ok &= q[i] == 0;
+    CHECK(ok);
+
+    /* encoded dot by hand: Q8_0 weights d = 0.5, quants j - 16; activations
+     * d = 2, quants 1 -> (sum_j (j - 16)) * (0.5 * 2) = -16 */
+    uint8_t w[34], a[34];
+    w[0] = 0x00; w[1] = 0x38;            /* 0.5 */
+    a[0] = 0x00; a[1] = 0x40;            /* 2.0 */
+    for (int j = 0; j < 32; j++) { w[2 + j] = (uint8_t)(int8_t)(j - 16); a[2 + j] = 1; }
+    CHECK(g4_vec_dot(G4_TYPE_Q8_0, w, a, 32) == -16.0f);
+    /* Q4_0 weights d = 1, all nibbles 9 (value +1) against the same: 32*2 */
+    uint8_t w4[18] = { 0x00, 0x3C };
+    memset(w4 + 2, 0x99, 16);
+    CHECK(g4_vec_dot(G4_TYPE_Q4_0, w4, a, 32) == 64.0f);
+    /* F16: 1.5 * 2 + 0.25 * (-4) = 2, accumulated in double */
+    const uint16_t h1[2] = { 0x3E00, 0x3400 }, h2[2] = { 0x4000, 0xC400 };
+    CHECK(g4_vec_dot(G4_TYPE_F16, h1, h2, 2) == 2.0f);
+}
+
+/* sum(dequant(w) * dequant(a)) in double, plus the magnitude that rounding
+ * errors scale with.  Q8_1 stores s = f16(d * sum(qs)) rounded to half
+ * precision, and ggml's dot uses s (m * s) rather than the dequantized values:
+ * correct for that.  The magnitude is sum(|w*a|), but at least
+ * sum over blocks of max|w in block| * sum|a in block|: the kernels form
+ * per-block terms like dmin*m*sum(a) or d*sc*32*sum(a) (offsets, mins) that
+ * cancel only in the final float sums, so their rounding scales with that
+ * bound, not with |w*a| (think of a block whose weights are all zero but an
+ * outlier). */
+static double ref_dot(uint32_t type, const void *w, const void *a, int64_t n, double *mag)
+{
+    const uint32_t vdt = g4_vec_dot_type(type);
+    float *wf = malloc((size_t)n * sizeof *wf), *af = malloc((size_t)n * sizeof *af);
+    g4_dequantize_row(type, w, wf, n);
+    g4_dequantize_row(vdt, a, af, n);
+    double s = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double p = (double)wf[i] * af[i];
+        s += p;
+        m += fabs(p);
+    }
+    const uint32_t B = g4_type_get(type)->blck;
+    double bound = 0;
+    if (B > 1) {
+        for (int64_t b0 = 0; b0 < n; b0 += B) {
+            double mx = 0, sa = 0;
+            for (int64_t i = b0; i < b0 + B; i++) {
+                mx = fmax(mx, fabs((double)wf[i]));
+                sa += fabs((double)af[i]);
+            }
+            bound += mx * sa;
+        }
+    }
+    if (vdt == G4_TYPE_Q8_1) {
+        const size_t wb = g4_type_get(type)->type_size;
+        for (int64_t b = 0; b < n / 32; b++) {
+            const uint8_t *ab = (const uint8_t *)a + 36 * b, *wbk = (const uint8_t *)w + wb * b;
+            const double dy = g4_f16_to_f32((uint16_t)(ab[0] | ab[1] << 8));
+            const double sy = g4_f16_to_f32((uint16_t)(ab[2] | ab[3] << 8));
+            const double mw = g4_f16_to_f32((uint16_t)(wbk[2] | wbk[3] << 8));
+            int qsum = 0;
+            for (int j = 0; j < 32; j++) qsum += (int8_t)ab[4 + j];
+            s += mw * (sy - dy * qsum);
+            m += fabs(mw * sy);
+        }
+    }
+    free(wf); free(af);
+    *mag = m > bound ? m : bound;
+    return s;
+}
+
+/* random weight rows (quantized with our ggml-identical quantizer) and
+ * activation rows of distribution `dist`, encoded with g4_quantize_act */
+static void make_pair(uint32_t type, int dist, int64_t n, uint64_t seed, void *w, void *a, float *xa)
+{
+    float *xw = malloc((size_t)n * sizeof *xw);
+    rng_state = seed;
+    gen(rng_state % 3 == 0 ? 5 : 0, xw, n);                  /* gaussian, sometimes outliers */
+    g4_quantize_row(type, xw, w, n);
+    gen(dist, xa, n);
+    g4_quantize_act(g4_vec_dot_type(type), xa, a, n);
+    free(xw);
+}
+
+/* (c): g4_vec_dot against the dequantized reference, no ggml involved */
+static void test_vec_dot_self(void)
+{
+    for (size_t ti = 0; ti < N_DOT_TYPES; ti++) {
+        const uint32_t type = DOT_TYPES[ti][0];
+        const int64_t *lens;
+        const int nl = dot_lens(type, &lens);
+        int cases = 0, bad = 0;
+        double worst = 0;
+        for (int dist = 0; dist < N_DIST; dist++) {
+            for (int li = 0; li < nl; li++) {
+                const int64_t n = lens[li];
+                uint8_t *w = malloc(row_bytes(type, n)), *a = malloc(act_bytes(type, n));
+                float *xa = malloc((size_t)n * sizeof *xa);
+                make_pair(type, dist, n, 0xD07ull * (uint64_t)(dist + 1) + (uint64_t)n * 131 + type, w, a, xa);
+                double mag;
+                const double ref = ref_dot(type, w, a, n, &mag);
+                const float got = g4_vec_dot(type, w, a, n);
+                if (isfinite(ref) && isfinite(mag)) {
+                    cases++;
+                    const double err = fabs(got - ref);
+                    if (mag > 1e-30 && err / mag > worst) worst = err / mag;
+                    if (!(err <= 1e-5 * mag + 1e-37)) {
+                        if (bad++ < 5)
+                            fprintf(stderr, "  %s %s n=%lld: vec_dot %.9g vs dequantized %.9g (mag %.3g)\n",
+                                    g4_type_get(type)->name, DIST_NAME[dist], (long long)n, got, ref, mag);
+                    }
+                }
+                free(w); free(a); free(xa);
+            }
+        }
+        CHECKF(bad == 0 && cases > 0, "%s: %d of %d encoded dots off the dequantized reference",
+               g4_type_get(type)->name, bad, cases);
+        printf("  %-5s vec_dot vs dequantized dot: %s (%d cases, worst error %.1e of magnitude)\n",
+               g4_type_get(type)->name, bad ? "FAIL" : "ok", cases, worst);
+    }
+}
+
+/* ----------------------------- 4b. against ggml's CPU backend (oracle) */
+
+typedef void (*from_float_fn)(const float *, void *, int64_t);
+typedef void (*vec_dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
+/* ggml-cpu.h struct ggml_type_traits_cpu of this llama.cpp version */
+typedef struct {
+    from_float_fn from_float;
+    vec_dot_fn vec_dot;
+    int vec_dot_type;    /* enum ggml_type */
+    int64_t nrows;
+} cpu_traits;
+typedef const cpu_traits *(*get_traits_fn)(int);
+
+typedef struct {
+    void *h;
+    char name[64];
+    int score;
+    get_traits_fn traits;
+} cpu_lib;
+
+static bool cpu_open(const char *dir, const char *variant, cpu_lib *L)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/libggml-cpu-%s.so", dir, variant);
+    memset(L, 0, sizeof *L);
+    snprintf(L->name, sizeof L->name, "%s", variant);
+    L->h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!L->h)
+        return false;
+    void *p = dlsym(L->h, "ggml_backend_score");
+    int (*score)(void) = NULL;
+    memcpy(&score, &p, sizeof p);
+    p = dlsym(L->h, "ggml_get_type_traits_cpu");
+    memcpy(&L->traits, &p, sizeof p);
+    p = dlsym(L->h, "ggml_cpu_init");
+    void (*init)(void) = NULL;
+    memcpy(&init, &p, sizeof p);
+    L->score = score ? score() : 0;
+    if (!L->traits || !init || L->score <= 0) {   /* not runnable on this CPU */
+        dlclose(L->h);
+        L->h = NULL;
+        return false;
+    }
+    init();   /* fills the fp16 tables the non-F16C builds use */
+    return true;
+}
+
+/* (a): g4_quantize_act == the backend's from_float, byte for byte */
+static void oracle_act(const cpu_lib *L)
+{
+    for (size_t ai = 0; ai < N_ACT_TYPES; ai++) {
+        const uint32_t vdt = ACT_TYPES[ai];
+        const cpu_traits *tr = L->traits((int)vdt);
+        if (!tr->from_float) {
+            /* F32 activations are used as they are (some builds list a copy) */
+            CHECKF(vdt == G4_TYPE_F32, "%s: no from_float for %s", L->name, g4_type_get(vdt)->name);
+            continue;
+        }
+        const uint32_t b = g4_type_get(vdt)->blck;
+        static const int64_t l32[] = { 32, 64, 1056 }, l256[] = { 256, 2816 }, l1[] = { 1, 7, 256, 1000 };
+        const int64_t *lens = b == 32 ? l32 : b == 256 ? l256 : l1;
+        const int nl = b == 32 ? 3 : b == 256 ? 2 : 4;
+        int cases = 0, bad = 0;
+        for (int dist = 0; dist < N_DIST; dist++) {
+            for (int li = 0; li < nl; li++) {
+                for (int rep = 0; rep < 4; rep++) {
+                    const int64_t n = lens[li];
+                    const size_t rb = row_bytes(vdt, n);
+                    float *x = malloc((size_t)n * sizeof *x);
+                    uint8_t *qg = calloc(1, rb), *qo = calloc(1, rb);  /* calloc: ggml skips bsums of zero Q8_K blocks */
+                    rng_state = 0xAC7ull * (uint64_t)(dist + 1) + (uint64_t)n * 7 + (uint64_t)rep * 1000003 + vdt;
+                    gen(dist, x, n);
+                    if (rep & 1) {                           /* random scale */
+                        const float sc = powf(2.0f, (float)((int)(rnd64() % 41) - 20));
+                        for (int64_t i = 0; i < n; i++) x[i] *= sc;
+                    }
+                    tr->from_float(x, qg, n);
+                    g4_quantize_act(vdt, x, qo, n);
+                    cases++;
+                    if (memcmp(qg, qo, rb)) {
+                        size_t off = 0;
+                        while (qg[off] == qo[off]) off++;
+                        if (bad++ < 5)
+                            fprintf(stderr, "  %s from_float %s %s n=%lld rep %d: byte %zu: ggml %02x ours %02x\n",
+                                    L->name, g4_type_get(vdt)->name, DIST_NAME[dist], (long long)n, rep, off, qg[off], qo[off]);
+                    }
+                    free(x); free(qg); free(qo);
+                }
+            }
+        }
+        CHECKF(bad == 0, "%s: %s: %d of %d activation rows differ from ggml's from_float", L->name,
+               g4_type_get(vdt)->name, bad, cases);
+        printf("  %-14s from_float %-5s %s (%d rows)\n", L->name, g4_type_get(vdt)->name,
+               bad ? "MISMATCH" : "bit-exact", cases);
+    }
+}
+
+/* (b): g4_vec_dot against the backend's vec_dot (SIMD: 1e-6 of the
+ * magnitude) and, when `exact` is the plain x86-64 build, bit for bit against
+ * its scalar ggml_vec_dot_*_generic / non-SIMD float dots. */
+static void oracle_dot(const cpu_lib *L, const cpu_lib *exact)
+{
+    for (size_t ti = 0; ti < N_DOT_TYPES; ti++) {
+        const uint32_t type = DOT_TYPES[ti][0], vdt = DOT_TYPES[ti][1];
+        const cpu_traits *tr = L->traits((int)type);
+        CHECKF(tr->vec_dot && tr->vec_dot_type == (int)vdt && tr->nrows == 1,
+               "%s: %s: vec_dot_type %d (we use %u), nrows %lld", L->name, g4_type_get(type)->name,
+               tr->vec_dot_type, vdt, (long long)tr->nrows);
+        if (!tr->vec_dot || tr->vec_dot_type != (int)vdt) continue;
+        vec_dot_fn gen_fn = NULL;
+        if (exact) {
+            if (type == G4_TYPE_F32 || type == G4_TYPE_F16 || type == G4_TYPE_BF16) {
+                /* vec.cpp: the x64 build has no GGML_SIMD, so these are the
+                 * scalar loops (float products, double sum) */
+                gen_fn = exact->traits((int)type)->vec_dot;
+            } else {
+                char nm[96];
+                snprintf(nm, sizeof nm, "ggml_vec_dot_%s_%s_generic", g4_type_get(type)->name, g4_type_get(vdt)->name);
+                void *p = dlsym(exact->h, nm);
+                memcpy(&gen_fn, &p, sizeof p);
+            }
+            CHECKF(gen_fn != NULL, "%s: no scalar dot for %s", exact->name, g4_type_get(type)->name);
+        }
+        const int64_t *lens;
+        const int nl = dot_lens(type, &lens);
+        int cases = 0, bad = 0, nexact = 0, bexact = 0;
+        double worst = 0;
+        for (int dist = 0; dist < N_DIST; dist++) {
+            for (int li = 0; li < nl; li++) {
+                for (int rep = 0; rep < 2; rep++) {
+                    const int64_t n = lens[li];
+                    uint8_t *w = malloc(row_bytes(type, n)), *a = malloc(act_bytes(type, n));
+                    float *xa = malloc((size_t)n * sizeof *xa);
+                    make_pair(type, dist, n, 0x5EEDull * (uint64_t)(dist + 1) + (uint64_t)n * 17 + (uint64_t)rep * 7777 + type,
+                              w, a, xa);
+                    double mag;
+                    const double ref = ref_dot(type, w, a, n, &mag);
+                    const float got = g4_vec_dot(type, w, a, n);
+                    if (isfinite(ref) && isfinite(mag)) {
+                        float s = NAN;
+                        tr->vec_dot((int)n, &s, 0, w, 0, a, 0, 1);
+                        cases++;
+                        const double err = fabs((double)got - s);
+                        if (mag > 1e-30 && err / mag > worst) worst = err / mag;
+                        if (!(err <= 1e-6 * mag + 1e-37) && bad++ < 5)
+                            fprintf(stderr, "  %s %s %s n=%lld: ours %.9g ggml %.9g exact %.9g (mag %.3g)\n", L->name,
+                                    g4_type_get(type)->name, DIST_NAME[dist], (long long)n, got, s, ref, mag);
+                        if (gen_fn) {
+                            float e = NAN;
+                            gen_fn((int)n, &e, 0, w, 0, a, 0, 1);
+                            nexact++;
+                            if (fbits(e) != fbits(got) && bexact++ < 5)
+                                fprintf(stderr, "  %s scalar %s %s n=%lld: ours %a ggml %a\n", exact->name,
+                                        g4_type_get(type)->name, DIST_NAME[dist], (long long)n, got, e);
+                        }
+                    }
+                    free(w); free(a); free(xa);
+                }
+            }
+        }
+        CHECKF(bad == 0 && cases > 0, "%s: %s: %d of %d dots differ from ggml's vec_dot by > 1e-6", L->name,
+               g4_type_get(type)->name, bad, cases);
+        if (gen_fn)
+            CHECKF(bexact == 0, "%s: %s: %d of %d dots not bit-identical to the scalar kernel", exact->name,
+                   g4_type_get(type)->name, bexact, nexact);
+        printf("  %-14s vec_dot %-5s %s (%d cases, worst diff %.1e of magnitude)%s%s\n", L->name,
+               g4_type_get(type)->name, bad ? "FAIL" : "ok", cases, worst,
+               gen_fn ? "; x64 scalar kernel: " : "", gen_fn ? (bexact ? "MISMATCH" : "bit-exact") : "");
+    }
+}
+
+static void test_oracle_cpu(void)
+{
+    const char *dir = getenv("G4_GGML_LIB_DIR");
+    if (!dir || !*dir) dir = DEFAULT_GGML_DIR;
+    /* the CPU backend variants llama.cpp ships; it loads the best-scoring one
+     * this CPU can run (ggml_backend_score), so that is what the oracle runs */
+    static const char *const variants[] = {
+        "x64", "sse42", "sandybridge", "ivybridge", "piledriver", "haswell", "skylakex", "cannonlake",
+        "cascadelake", "icelake", "cooperlake", "zen4", "alderlake", "sapphirerapids",
+    };
+    cpu_lib best = { 0 }, haswell = { 0 }, x64 = { 0 };
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        cpu_lib L;
+        if (!cpu_open(dir, variants[i], &L)) continue;
+        if (!strcmp(variants[i], "x64")) x64 = L;
+        else if (!strcmp(variants[i], "haswell")) haswell = L;
+        else if (L.score > best.score) {
+            if (best.h) dlclose(best.h);
+            best = L;
+            continue;
+        } else {
+            dlclose(L.h);
+            continue;
+        }
+    }
+    if (!best.h && !haswell.h && !x64.h) {
+        printf("SKIP: ggml CPU backend (libggml-cpu-*.so) not found or not runnable in %s\n", dir);
+        return;
+    }
+    if (haswell.h && haswell.score > best.score) { cpu_lib t = best; best = haswell; haswell = t; }
+    printf("ggml CPU backend: runtime variant %s (score %d)%s%s%s\n", best.h ? best.name : "none",
+           best.score, haswell.h ? ", also haswell (AVX2)" : "", x64.h ? ", scalar kernels from x64" : "",
+           "");
+    const cpu_lib *libs[2] = { best.h ? &best : NULL, haswell.h ? &haswell : NULL };
+    for (int i = 0; i < 2; i++) {
+        if (!libs[i]) continue;
+        oracle_act(libs[i]);
+        oracle_dot(libs[i], i == 0 && x64.h ? &x64 : NULL);
+    }
+    if (best.h) dlclose(best.h);
+    if (haswell.h) dlclose(haswell.h);
+    if (x64.h) dlclose(x64.h);
 }
 
 int main(void)
@@ -650,6 +1074,10 @@ int main(void)
     test_q4_K_by_hand();
     test_q6_K_by_hand();
     test_edges();
+    test_vec_dot_type();
+    test_act_by_hand();
+    test_vec_dot_self();
     test_oracle();
+    test_oracle_cpu();
     return tu_finish("test_quant");
 }

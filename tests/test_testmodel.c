@@ -22,11 +22,16 @@
 
 static char g_dir[256];
 
+/* A path in the test's temporary folder; one slot per name (no reuse). */
 static const char *tmp_path(const char *name)
 {
-    static char buf[8][512];
+    static char buf[32][512];
     static int k;
-    char *b = buf[k++ & 7];
+    if (k == 32) {
+        fprintf(stderr, "tmp_path: too many paths\n");
+        exit(1);
+    }
+    char *b = buf[k++];
     snprintf(b, 512, "%s/%s", g_dir, name);
     return b;
 }
@@ -291,7 +296,8 @@ static void check_model(const char *path, const g4_test_model_params *p, bool ch
                 sa += ((const float *)an->data)[i];
             CHECK(fabs(sq / (double)D - want) < 0.05 * want);
             CHECK(fabs(sk / (double)D - want) < 0.05 * want);
-            CHECK(fabs(sa / (double)E - 1.0) < 0.05);
+            /* post norms are centred on 0.3 (see testmodel.c build_specs) */
+            CHECKF(fabs(sa / (double)E - 0.3) < 0.015, "post_attention_norm mean %g", sa / (double)E);
         }
     }
     gguf_close(f);

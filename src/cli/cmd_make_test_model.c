@@ -145,7 +145,7 @@ static void on_progress(void *user, uint64_t done, uint64_t total, const char *t
         return; /* small models: no progress lines */
     double t = now_s();
     int pct = (int)(100.0 * (double)done / (double)total);
-    if (done < total && t - ps->last < 5.0 && pct < ps->last_pct + 10)
+    if (done < total && t - ps->last < 30.0 && pct < ps->last_pct + 10)
         return;
     ps->last = t;
     ps->last_pct = pct;

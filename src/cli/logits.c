@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "gemma4.h"
@@ -15,17 +16,27 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: gemma4 logits -m MODEL (--tokens 2,651,1000 | --tokens-file F) -o OUT.f32\n"
                "                     [--all] [-t N] [--kv f32|f16] [--batch N] [--ctx N] [--no-mmap]\n"
+               "                     [--f32-activations]\n"
                "  Runs the ids exactly as given (no BOS is added) and writes little-endian float32\n"
                "  logits of the last position, or of every position with --all (n_positions x n_vocab).\n"
                "  --batch N  tokens per forward pass (default 512; 1 = token by token)\n"
-               "  --kv       KV cache type (default f16)\n");
+               "  --kv       KV cache type (default f16)\n"
+               "  --f32-activations  keep activations in f32 for every matrix product instead of\n"
+               "             rounding them to 8-bit blocks / f16 as llama.cpp does (slower)\n");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 int cmd_logits(int argc, char **argv)
 {
     const char *C = "logits";
     const char *model_path = NULL, *tokens_arg = NULL, *tokens_file = NULL, *out_path = NULL;
-    bool all = false, mmap = true;
+    bool all = false, mmap = true, f32_act = false;
     int64_t threads = 0, batch = 512, n_ctx = 0;
     g4_kv_type kv = G4_KV_F16;
     for (int i = 1; i < argc; i++) {
@@ -33,6 +44,7 @@ int cmd_logits(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--all")) all = true;
         else if (!strcmp(a, "--no-mmap")) mmap = false;
+        else if (!strcmp(a, "--f32-activations")) f32_act = true;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { if (!(model_path = cli_value(C, argc, argv, &i))) return EXIT_USAGE; }
         else if (!strcmp(a, "--tokens")) { if (!(tokens_arg = cli_value(C, argc, argv, &i))) return EXIT_USAGE; }
         else if (!strcmp(a, "--tokens-file")) { if (!(tokens_file = cli_value(C, argc, argv, &i))) return EXIT_USAGE; }
@@ -75,7 +87,9 @@ int cmd_logits(int argc, char **argv)
     g4_model_params mp = g4_model_default_params();
     mp.use_mmap = mmap;
     mp.n_threads = (int)threads;
+    double t0 = now_s();
     if (g4_model_load(model_path, &mp, &m, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
+    double t_load = now_s() - t0;
     g4_model_info info;
     g4_model_get_info(m, &info);
     if (n_ctx == 0) n_ctx = n;
@@ -85,8 +99,11 @@ int cmd_logits(int argc, char **argv)
     cp.n_ctx = (uint32_t)n_ctx;
     cp.n_batch = (uint32_t)batch;
     cp.kv_type = kv;
+    cp.f32_activations = f32_act;
     if (g4_context_new(m, &cp, &ctx, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
+    t0 = now_s();
     if (g4_decode(ctx, ids, (uint32_t)n, all, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
+    double t_decode = now_s() - t0;
     out = fopen(out_path, "wb");
     if (!out) { cli_error(C, "cannot create '%s': %s", out_path, strerror(errno)); goto done; }
     uint32_t rows = all ? (uint32_t)n : 1;
@@ -99,7 +116,8 @@ int cmd_logits(int argc, char **argv)
     }
     if (fclose(out) != 0) { out = NULL; cli_error(C, "write error on '%s': %s", out_path, strerror(errno)); goto done; }
     out = NULL;
-    printf("n_tokens %lld\nn_vocab %u\nn_rows %u\n", (long long)n, info.n_vocab, rows);
+    printf("n_tokens %lld\nn_vocab %u\nn_rows %u\nload_s %.3f\ndecode_s %.3f\n", (long long)n, info.n_vocab, rows,
+           t_load, t_decode);
     rc = 0;
 done:
     if (out) { fclose(out); remove(out_path); }

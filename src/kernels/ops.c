@@ -6,57 +6,68 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/quant.h"
 
-enum { MATMUL_ROWS_PER_ITEM = 16, MATMUL_MAX_THREADS = 256 };
+enum { MATMUL_ROWS_PER_ITEM = 16 };
 
 typedef struct {
     const g4_mat *w;
-    const float *x;
+    const uint8_t *act;   /* n_tok activation rows in the weight's vec_dot_type */
+    uint64_t act_bytes;   /* bytes per activation row */
     float *y;
     int64_t n_tok;
-    float **scratch; /* per thread: one dequantized row */
+    bool plain;           /* no vec_dot_type (Q8_K weights): f32 activations, g4_dot_row */
 } matmul_job;
 
 static void matmul_item(void *arg, int64_t item, int tid)
 {
-    matmul_job *j = arg;
+    (void)tid;
+    const matmul_job *j = arg;
     const g4_mat *w = j->w;
     int64_t r0 = item * MATMUL_ROWS_PER_ITEM;
     int64_t r1 = r0 + MATMUL_ROWS_PER_ITEM;
     if (r1 > w->rows) r1 = w->rows;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w->data + (uint64_t)r * w->row_bytes;
-        /* Dequantize once, reuse for every token of the batch.  Batches of
-         * one take the same path, so a token gets bit-identical results
-         * whether it is decoded alone or inside a prompt batch. */
-        float *buf = j->scratch[tid];
-        g4_dequantize_row(w->type, row, buf, w->cols);
+        /* The weight row stays in cache while every token of the batch is
+         * dotted with it.  Each y depends only on (row, token's encoded
+         * activations): a token gets bit-identical results whether it is
+         * decoded alone or inside a prompt batch. */
         for (int64_t t = 0; t < j->n_tok; t++) {
-            const float *xt = j->x + t * w->cols;
-            float s = 0.0f;
-            for (int64_t c = 0; c < w->cols; c++) s += buf[c] * xt[c];
-            j->y[t * w->rows + r] = s;
+            const void *at = j->act + (uint64_t)t * j->act_bytes;
+            j->y[t * w->rows + r] = j->plain ? g4_dot_row(w->type, row, at, w->cols)
+                                             : g4_vec_dot(w->type, row, at, w->cols);
         }
     }
 }
 
-void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t n_tok)
+void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t n_tok, bool f32_act)
 {
-    int nt = g4_pool_size(pool);
-    if (nt > MATMUL_MAX_THREADS) nt = MATMUL_MAX_THREADS;
-    float *scratch[MATMUL_MAX_THREADS] = {0};
-    float *block = NULL;
-    block = malloc(sizeof(float) * (size_t)w->cols * (size_t)nt);
-    if (!block) abort(); /* a few KiB: failing here means the process is lost anyway */
-    for (int i = 0; i < nt; i++) scratch[i] = block + (size_t)i * (size_t)w->cols;
-    matmul_job j = { w, x, y, n_tok, scratch };
+    if (n_tok <= 0 || w->rows <= 0)
+        return;
+    /* llama.cpp's order of work: encode each activation row once in the
+     * weight type's vec_dot_type (Q8_0 / Q8_1 / Q8_K / F16 / BF16 / F32),
+     * then integer (or half) dot products against the encoded weights. */
+    uint32_t vdt = g4_vec_dot_type(w->type);
+    /* f32_act, and Q8_K weights (ggml has no matmul for them): activations
+     * stay f32 and each weight block is dequantized on the fly. */
+    const bool plain = f32_act || vdt == G4_TYPE_NONE;
+    if (plain) vdt = G4_TYPE_F32;
+    uint64_t ab = 0;
+    if (!g4_row_size(vdt, (uint64_t)w->cols, &ab))
+        abort(); /* the loader only admits whole blocks */
+    uint8_t *act = malloc(ab * (uint64_t)n_tok + 1);
+    if (!act) abort(); /* n_tok rows of ~cols bytes: out of memory here is fatal anyway */
+    for (int64_t t = 0; t < n_tok; t++)
+        g4_quantize_act(vdt, x + t * w->cols, act + (uint64_t)t * ab, w->cols);
+    matmul_job j = { w, act, ab, y, n_tok, plain };
     int64_t items = (w->rows + MATMUL_ROWS_PER_ITEM - 1) / MATMUL_ROWS_PER_ITEM;
     g4_pool_run(pool, items, matmul_item, &j);
-    free(block);
+    free(act);
 }
 
 void g4_mat_row(const g4_mat *w, int64_t r, float *dst)
@@ -73,14 +84,26 @@ void g4_rmsnorm(float *x, const float *w, int64_t n, float eps)
     else   for (int64_t i = 0; i < n; i++) x[i] *= scale;
 }
 
-void g4_rope_neox(float *x, int64_t n_rot, int64_t pos, float base, const float *freq_div)
+void g4_rope_cache(float *cs, int64_t n_rot, int64_t pos, float base, const float *freq_div)
+{
+    /* f32 angles built as a running product of base^(-2/n_rot), the way
+     * llama.cpp's CPU backend does; the reference HF model also works in f32
+     * angles, so an exact (double) angle would differ from both. */
+    const float step = powf(base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int64_t i = 0; i < n_rot / 2; i++) {
+        float t = freq_div ? theta / freq_div[i] : theta;
+        cs[2 * i] = cosf(t);
+        cs[2 * i + 1] = sinf(t);
+        theta *= step;
+    }
+}
+
+void g4_rope_apply(float *x, int64_t n_rot, const float *cs)
 {
     int64_t half = n_rot / 2;
     for (int64_t i = 0; i < half; i++) {
-        /* angles in double: at position 10^5 an f32 angle is off by ~1e-2 rad */
-        double theta = (double)pos * pow((double)base, -2.0 * (double)i / (double)n_rot);
-        if (freq_div) theta /= freq_div[i];
-        float c = (float)cos(theta), s = (float)sin(theta);
+        float c = cs[2 * i], s = cs[2 * i + 1];
         float a = x[i], b = x[i + half];
         x[i] = a * c - b * s;
         x[i + half] = b * c + a * s;

@@ -1,7 +1,8 @@
 /*
  * quant.c - ggml-compatible tensor element types: size table, half-precision
- * conversions, scalar dequantizers, scalar dot products and the reference
- * quantizers.
+ * conversions, scalar dequantizers, scalar dot products, the reference
+ * quantizers, and (at the end) llama.cpp's matmul arithmetic: activation
+ * encoding in the weight's vec_dot_type and encoded-row dot products.
  *
  * Design
  * ------
@@ -62,6 +63,7 @@ typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1;
 typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;
 typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
 typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;
+typedef struct { uint16_t d, s; int8_t qs[32]; } blk_q8_1;  /* s = f16(d * sum(qs)) */
 typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } blk_q2_K;
 typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } blk_q3_K;
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_K;
@@ -74,6 +76,7 @@ _Static_assert(sizeof(blk_q4_1) == 20, "q4_1 size");
 _Static_assert(sizeof(blk_q5_0) == 22, "q5_0 size");
 _Static_assert(sizeof(blk_q5_1) == 24, "q5_1 size");
 _Static_assert(sizeof(blk_q8_0) == 34, "q8_0 size");
+_Static_assert(sizeof(blk_q8_1) == 36, "q8_1 size");
 _Static_assert(sizeof(blk_q2_K) == 84, "q2_K size");
 _Static_assert(sizeof(blk_q3_K) == 110, "q3_K size");
 _Static_assert(sizeof(blk_q4_K) == 144, "q4_K size");
@@ -340,6 +343,15 @@ static void deq_q8_0(const blk_q8_0 *b, float *y, int64_t nb)
     }
 }
 
+static void deq_q8_1(const blk_q8_1 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        const float d = FH(b[i].d);
+        for (int j = 0; j < 32; j++)
+            y[j] = b[i].qs[j] * d;
+    }
+}
+
 static void deq_q2_K(const blk_q2_K *b, float *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++) {
@@ -472,6 +484,7 @@ void g4_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n)
     case G4_TYPE_Q5_0: deq_q5_0(src, dst, nb); break;
     case G4_TYPE_Q5_1: deq_q5_1(src, dst, nb); break;
     case G4_TYPE_Q8_0: deq_q8_0(src, dst, nb); break;
+    case G4_TYPE_Q8_1: deq_q8_1(src, dst, nb); break;  /* activations only */
     case G4_TYPE_Q2_K: deq_q2_K(src, dst, nb); break;
     case G4_TYPE_Q3_K: deq_q3_K(src, dst, nb); break;
     case G4_TYPE_Q4_K: deq_q4_K(src, dst, nb); break;
@@ -1113,5 +1126,412 @@ void g4_quantize_row(uint32_t type, const float *src, void *dst, int64_t n)
         /* unsupported: deterministic zeros rather than stale memory */
         memset(dst, 0, (size_t)nb * t->type_size);
         break;
+    }
+}
+
+/* ======================================================================
+ * Activation formats and encoded dot products (see quant.h)
+ *
+ * llama.cpp's CPU matmul encodes each activation row in the weight type's
+ * vec_dot_type and dots the two encoded rows.  Everything below reproduces
+ * the float arithmetic of that path: the integer parts are exact (any
+ * evaluation order gives the same int), the float parts follow ggml's scalar
+ * kernels operation by operation, and FP contraction is off for this file.
+ * ====================================================================== */
+
+uint32_t g4_vec_dot_type(uint32_t type)
+{
+    switch (type) {
+    case G4_TYPE_F32:  return G4_TYPE_F32;
+    case G4_TYPE_F16:  return G4_TYPE_F16;
+    case G4_TYPE_BF16: return G4_TYPE_BF16;
+    case G4_TYPE_Q4_0: case G4_TYPE_Q5_0: case G4_TYPE_Q8_0:
+        return G4_TYPE_Q8_0;
+    case G4_TYPE_Q4_1: case G4_TYPE_Q5_1:
+        return G4_TYPE_Q8_1;
+    case G4_TYPE_Q2_K: case G4_TYPE_Q3_K: case G4_TYPE_Q4_K: case G4_TYPE_Q5_K: case G4_TYPE_Q6_K:
+        return G4_TYPE_Q8_K;
+    default:
+        return G4_TYPE_NONE;
+    }
+}
+
+bool g4_act_row_size(uint32_t type, uint64_t n, uint64_t *bytes)
+{
+    const uint32_t vdt = g4_vec_dot_type(type);
+    return vdt != G4_TYPE_NONE && g4_row_size(vdt, n, bytes);
+}
+
+/* ------------------------------------------------ activation quantizers */
+
+/* x86 cvtps2dq under the default rounding mode: nearest integer, ties to
+ * even; NaN and values outside int32 give the "integer indefinite"
+ * INT32_MIN.  (a + 2^23) - 2^23 rounds 0 <= a < 2^23 to an integer with
+ * ties-to-even in IEEE single precision; at or above 2^23 a float already is
+ * an integer. */
+static inline int32_t cvt_rne_i32(float v)
+{
+    const float a = fabsf(v);
+    if (!(a < 2147483648.0f))
+        return INT32_MIN;
+    float r = v;
+    if (a < 8388608.0f) {
+        const float t = (a + 8388608.0f) - 8388608.0f;
+        r = v < 0.0f ? -t : t;
+    }
+    return (int32_t)r;
+}
+
+/* the two signed saturating packs (int32 -> int16 -> int8) */
+static inline int8_t sat_i8(int32_t v)
+{
+    return (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v);
+}
+
+/* AVX/AVX2 quantize_row_q8_0 / _q8_1: d = amax/127, multiplier 127/amax.
+ * Q8_1's s sums the int32 values before saturation, wrapping like
+ * _mm_add_epi32 (only matters for non-finite input). */
+static void act_q8_01(const float *x, void *dst, int64_t nb, bool with_sum)
+{
+    uint8_t *out = dst;
+    const size_t bsz = with_sum ? sizeof(blk_q8_1) : sizeof(blk_q8_0);
+    for (int64_t i = 0; i < nb; i++, x += 32, out += bsz) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            const float a = fabsf(x[j]);
+            amax = amax > a ? amax : a;
+        }
+        const float d = amax / 127.f;
+        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+        int8_t *qs = (int8_t *)(out + (with_sum ? 4 : 2));
+        uint32_t sum = 0;
+        for (int j = 0; j < 32; j++) {
+            const int32_t v = cvt_rne_i32(x[j] * id);
+            sum += (uint32_t)v;
+            qs[j] = sat_i8(v);
+        }
+        const uint16_t dh = HF(d);
+        memcpy(out, &dh, 2);
+        if (with_sum) {
+            const uint16_t sh = HF(d * (float)(int32_t)sum);
+            memcpy(out + 2, &sh, 2);
+        }
+    }
+}
+
+void g4_quantize_act(uint32_t vdt, const float *x, void *dst, int64_t n)
+{
+    if (n <= 0)
+        return;
+    switch (vdt) {
+    case G4_TYPE_Q8_0: act_q8_01(x, dst, n / 32, false); break;
+    case G4_TYPE_Q8_1: act_q8_01(x, dst, n / 32, true); break;
+    case G4_TYPE_Q8_K:  /* x86 runs quantize_row_q8_K_ref */
+    case G4_TYPE_F32:
+    case G4_TYPE_F16:
+    case G4_TYPE_BF16:
+        g4_quantize_row(vdt, x, dst, n);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------- legacy-quant dots */
+
+/* 32-element blocks: the weight block's signed values w[0..31] (element j
+ * pairs with activation j), then an exact int dot.  Plain int8 loops the
+ * compiler vectorises. */
+static inline int dot32_i8(const int8_t *w, const int8_t *a)
+{
+    int s = 0;
+    for (int j = 0; j < 32; j++)
+        s += w[j] * a[j];
+    return s;
+}
+
+static inline void unpack_q4(const uint8_t *qs, int off, int8_t *w)
+{
+    for (int j = 0; j < 16; j++) {
+        w[j] = (int8_t)((qs[j] & 0x0F) - off);
+        w[j + 16] = (int8_t)((qs[j] >> 4) - off);
+    }
+}
+
+static inline void unpack_q5(const uint8_t *qs, const uint8_t *qh4, int off, int8_t *w)
+{
+    const uint32_t qh = get_u32le(qh4);
+    for (int j = 0; j < 16; j++) {
+        const int h0 = (int)((qh >> j) << 4) & 0x10;
+        const int h1 = (int)(qh >> (j + 12)) & 0x10;
+        w[j] = (int8_t)(((qs[j] & 0x0F) | h0) - off);
+        w[j + 16] = (int8_t)(((qs[j] >> 4) | h1) - off);
+    }
+}
+
+static float vd_q4_0(const blk_q4_0 *x, const blk_q8_0 *y, int64_t nb)
+{
+    int8_t w[32];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        unpack_q4(x[i].qs, 8, w);
+        const int sumi = dot32_i8(w, y[i].qs);
+        sumf += sumi * FH(x[i].d) * FH(y[i].d);           /* (sumi*dx)*dy */
+    }
+    return sumf;
+}
+
+static float vd_q4_1(const blk_q4_1 *x, const blk_q8_1 *y, int64_t nb)
+{
+    int8_t w[32];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        unpack_q4(x[i].qs, 0, w);
+        const int sumi = dot32_i8(w, y[i].qs);
+        sumf += (FH(x[i].d) * FH(y[i].d)) * sumi + FH(x[i].m) * FH(y[i].s);
+    }
+    return sumf;
+}
+
+static float vd_q5_0(const blk_q5_0 *x, const blk_q8_0 *y, int64_t nb)
+{
+    int8_t w[32];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        unpack_q5(x[i].qs, x[i].qh, 16, w);
+        const int sumi = dot32_i8(w, y[i].qs);
+        sumf += (FH(x[i].d) * FH(y[i].d)) * sumi;
+    }
+    return sumf;
+}
+
+static float vd_q5_1(const blk_q5_1 *x, const blk_q8_1 *y, int64_t nb)
+{
+    int8_t w[32];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        unpack_q5(x[i].qs, x[i].qh, 0, w);
+        const int sumi = dot32_i8(w, y[i].qs);
+        sumf += (FH(x[i].d) * FH(y[i].d)) * sumi + FH(x[i].m) * FH(y[i].s);
+    }
+    return sumf;
+}
+
+static float vd_q8_0(const blk_q8_0 *x, const blk_q8_0 *y, int64_t nb)
+{
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        const int sumi = dot32_i8(x[i].qs, y[i].qs);
+        sumf += sumi * (FH(x[i].d) * FH(y[i].d));
+    }
+    return sumf;
+}
+
+/* ------------------------------------------------------ k-quant dots */
+
+/* ggml's scalar K-quant kernels keep eight int32 lane sums per block (lane l
+ * collects the elements with index % 8 == l, each times its sub-block scale)
+ * and eight float partial sums across blocks.  lanes16() computes those lane
+ * sums from the unpacked weights w[256] and one scale per 16 elements. */
+static inline void lanes16(const int8_t *w, const int8_t *q8, const int *sc16, int32_t lane[8])
+{
+    for (int l = 0; l < 8; l++)
+        lane[l] = 0;
+    for (int j = 0; j < QK_K / 16; j++) {
+        const int8_t *wj = w + 16 * j, *aj = q8 + 16 * j;
+        const int s = sc16[j];
+        for (int l = 0; l < 8; l++)
+            lane[l] += s * (wj[l] * aj[l] + wj[l + 8] * aj[l + 8]);
+    }
+}
+
+static float vd_q2_K(const blk_q2_K *x, const blk_q8_K *y, int64_t nb)
+{
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *sc = x[i].scales;
+        int summs = 0;
+        for (int j = 0; j < 16; j++)
+            summs += y[i].bsums[j] * (sc[j] >> 4);
+        const float dall = y[i].d * FH(x[i].d);
+        const float dmin = y[i].d * FH(x[i].dmin);
+        /* same element order as deq_q2_K: 128-element halves, four 2-bit
+         * planes of 32, each two 16-element sub-blocks */
+        int isum = 0;
+        const int8_t *q8 = y[i].qs;
+        const uint8_t *q2 = x[i].qs;
+        int is = 0;
+        for (int n = 0; n < QK_K; n += 128, q2 += 32) {
+            for (int shift = 0; shift < 8; shift += 2) {
+                for (int half = 0; half < 2; half++, q8 += 16) {
+                    int s = 0;
+                    for (int l = 0; l < 16; l++)
+                        s += q8[l] * ((q2[l + 16 * half] >> shift) & 3);
+                    isum += (sc[is++] & 0xF) * s;
+                }
+            }
+        }
+        sumf += dall * isum - dmin * summs;
+    }
+    return sumf;
+}
+
+static float vd_q3_K(const blk_q3_K *x, const blk_q8_K *y, int64_t nb)
+{
+    float sums[8] = { 0 };
+    int8_t w[QK_K];
+    int sc16[16];
+    int32_t lane[8];
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *q = x[i].qs, *hm = x[i].hmask;
+        int8_t *p = w;
+        uint8_t m = 1;
+        for (int n = 0; n < QK_K; n += 128, q += 32)
+            for (int shift = 0; shift < 8; shift += 2, m = (uint8_t)(m << 1), p += 32)
+                for (int l = 0; l < 32; l++)
+                    p[l] = (int8_t)(((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+        for (int j = 0; j < 16; j++)
+            sc16[j] = k3_scale(j, x[i].scales) - 32;
+        lanes16(w, y[i].qs, sc16, lane);
+        const float d = FH(x[i].d) * y[i].d;
+        for (int l = 0; l < 8; l++)
+            sums[l] += d * lane[l];
+    }
+    float sumf = 0.0f;
+    for (int l = 0; l < 8; l++)
+        sumf += sums[l];
+    return sumf;
+}
+
+/* Q4_K and Q5_K: unpack w, then the lane sums with 32-element scales; the
+ * mins go through Q8_K's bsums (sums of 16 activations) into sumf. */
+static float vd_k45(const void *xv, bool five, const blk_q8_K *y, int64_t nb)
+{
+    float sums[8] = { 0 };
+    float sumf = 0.0f;
+    int8_t w[QK_K];
+    int sc16[16];
+    int32_t lane[8];
+    for (int64_t i = 0; i < nb; i++) {
+        const blk_q4_K *x4 = five ? NULL : (const blk_q4_K *)xv + i;
+        const blk_q5_K *x5 = five ? (const blk_q5_K *)xv + i : NULL;
+        const uint8_t *scales = five ? x5->scales : x4->scales;
+        const uint8_t *ql = five ? x5->qs : x4->qs;
+        const uint16_t dh = five ? x5->d : x4->d, dminh = five ? x5->dmin : x4->dmin;
+        for (int c = 0; c < 4; c++, ql += 32) {
+            int8_t *p = w + 64 * c;
+            for (int l = 0; l < 32; l++) {
+                p[l] = (int8_t)(ql[l] & 0xF);
+                p[l + 32] = (int8_t)(ql[l] >> 4);
+            }
+            if (five) {
+                const uint8_t *qh = x5->qh;
+                const uint8_t u1 = (uint8_t)(1u << (2 * c)), u2 = (uint8_t)(2u << (2 * c));
+                for (int l = 0; l < 32; l++) {
+                    p[l] = (int8_t)(p[l] + ((qh[l] & u1) ? 16 : 0));
+                    p[l + 32] = (int8_t)(p[l + 32] + ((qh[l] & u2) ? 16 : 0));
+                }
+            }
+        }
+        int sumi = 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, mn;
+            k4_scale_min(j, scales, &sc, &mn);
+            sc16[2 * j] = sc16[2 * j + 1] = sc;
+            sumi += (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]) * mn;
+        }
+        lanes16(w, y[i].qs, sc16, lane);
+        const float d = FH(dh) * y[i].d;
+        for (int l = 0; l < 8; l++)
+            sums[l] += d * lane[l];
+        const float dmin = FH(dminh) * y[i].d;
+        sumf -= dmin * sumi;
+    }
+    for (int l = 0; l < 8; l++)
+        sumf += sums[l];
+    return sumf;
+}
+
+static float vd_q6_K(const blk_q6_K *x, const blk_q8_K *y, int64_t nb)
+{
+    float sums[8] = { 0 };
+    int8_t w[QK_K];
+    int sc16[16];
+    int32_t lane[8];
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        for (int n = 0; n < QK_K; n += 128, ql += 64, qh += 32) {
+            int8_t *p = w + n;
+            for (int l = 0; l < 32; l++) {
+                p[l] = (int8_t)(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+                p[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                p[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                p[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
+        for (int j = 0; j < 16; j++)
+            sc16[j] = x[i].scales[j];
+        lanes16(w, y[i].qs, sc16, lane);
+        const float d = FH(x[i].d) * y[i].d;
+        for (int l = 0; l < 8; l++)
+            sums[l] += d * lane[l];
+    }
+    float sumf = 0.0f;
+    for (int l = 0; l < 8; l++)
+        sumf += sums[l];
+    return sumf;
+}
+
+/* ----------------------------------------------------- float dots */
+
+/* ggml's scalar vec_dot_f16/bf16/f32: each product in float (exact for
+ * f16*f16 and bf16*bf16 unless it overflows/underflows), summed in double. */
+static float vd_f16(const uint16_t *x, const uint16_t *y, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)(g4_f16_to_f32(x[i]) * g4_f16_to_f32(y[i]));
+    return (float)s;
+}
+
+static float vd_bf16(const uint16_t *x, const uint16_t *y, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)(g4_bf16_to_f32(x[i]) * g4_bf16_to_f32(y[i]));
+    return (float)s;
+}
+
+static float vd_f32(const float *x, const float *y, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)(x[i] * y[i]);
+    return (float)s;
+}
+
+float g4_vec_dot(uint32_t type, const void *w, const void *a, int64_t n)
+{
+    const g4_type_traits *t = g4_type_get(type);
+    if (!t || g4_vec_dot_type(type) == G4_TYPE_NONE)
+        return NAN;
+    if (n <= 0)
+        return 0.0f;
+    const int64_t nb = n / t->blck;
+    switch (type) {
+    case G4_TYPE_F32:  return vd_f32(w, a, n);
+    case G4_TYPE_F16:  return vd_f16(w, a, n);
+    case G4_TYPE_BF16: return vd_bf16(w, a, n);
+    case G4_TYPE_Q4_0: return vd_q4_0(w, a, nb);
+    case G4_TYPE_Q4_1: return vd_q4_1(w, a, nb);
+    case G4_TYPE_Q5_0: return vd_q5_0(w, a, nb);
+    case G4_TYPE_Q5_1: return vd_q5_1(w, a, nb);
+    case G4_TYPE_Q8_0: return vd_q8_0(w, a, nb);
+    case G4_TYPE_Q2_K: return vd_q2_K(w, a, nb);
+    case G4_TYPE_Q3_K: return vd_q3_K(w, a, nb);
+    case G4_TYPE_Q4_K: return vd_k45(w, false, a, nb);
+    case G4_TYPE_Q5_K: return vd_k45(w, true, a, nb);
+    case G4_TYPE_Q6_K: return vd_q6_K(w, a, nb);
+    default:           return NAN;
     }
 }

@@ -11,7 +11,8 @@
 
 g4_context_params g4_context_default_params(void)
 {
-    g4_context_params p = { .n_ctx = 0, .n_batch = 512, .kv_type = G4_KV_F16, .n_threads = 0 };
+    g4_context_params p = { .n_ctx = 0, .n_batch = 512, .kv_type = G4_KV_F16, .n_threads = 0,
+                            .f32_activations = false };
     return p;
 }
 
@@ -56,6 +57,7 @@ g4_status g4_context_new(g4_model *m, const g4_context_params *params, g4_contex
     c->n_ctx = p.n_ctx;
     c->n_batch = p.n_batch;
     c->kv_type = p.kv_type;
+    c->f32_act = p.f32_activations;
     if (p.n_threads > 0 && p.n_threads != m->n_threads) {
         c->pool = g4_pool_new(p.n_threads);
         c->own_pool = true;
@@ -89,6 +91,7 @@ g4_status g4_context_new(g4_model *m, const g4_context_params *params, g4_contex
         c->u = alloc_floats(nb * m->n_ff, &ok);
         c->att = alloc_floats((uint64_t)g4_pool_size(c->pool) * p.n_ctx, &ok);
         c->hidden = alloc_floats(m->n_embd, &ok);
+        c->rope_cs = alloc_floats(m->max_head_dim, &ok);
         c->logits = alloc_floats(m->n_vocab, &ok);
         c->cap_logits = 1;
     }
@@ -110,7 +113,7 @@ void g4_context_free(g4_context *c)
     }
     if (c->own_pool) g4_pool_free(c->pool);
     free(c->x); free(c->h); free(c->a); free(c->q); free(c->o); free(c->k); free(c->v);
-    free(c->g); free(c->u); free(c->att); free(c->hidden); free(c->logits);
+    free(c->g); free(c->u); free(c->att); free(c->hidden); free(c->logits); free(c->rope_cs);
     free(c);
 }
 

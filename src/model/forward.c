@@ -101,10 +101,10 @@ static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
     for (uint32_t t = 0; t < n; t++) g4_rmsnorm(ctx->h + (size_t)t * H, ly->attn_norm, H, eps);
 
     /* 2-3: projections; V is the raw K projection when attn_v is absent */
-    g4_matmul(pool, &ly->attn_q, ctx->h, ctx->q, n);
-    g4_matmul(pool, &ly->attn_k, ctx->h, ctx->k, n);
+    g4_matmul(pool, &ly->attn_q, ctx->h, ctx->q, n, ctx->f32_act);
+    g4_matmul(pool, &ly->attn_k, ctx->h, ctx->k, n, ctx->f32_act);
     if (ly->k_eq_v) memcpy(ctx->v, ctx->k, sizeof(float) * (size_t)n * kvdim);
-    else            g4_matmul(pool, &ly->attn_v, ctx->h, ctx->v, n);
+    else            g4_matmul(pool, &ly->attn_v, ctx->h, ctx->v, n, ctx->f32_act);
 
     for (uint32_t t = 0; t < n; t++) {
         uint32_t pos = ctx->n_past + t;
@@ -116,9 +116,9 @@ static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
             g4_rmsnorm(v + h * hd, NULL, hd, eps);
         }
         /* 5: RoPE on q and k; global layers use the proportional divisors */
-        const float *div = ly->sliding ? NULL : m->rope_freqs;
-        for (uint32_t h = 0; h < nq; h++) g4_rope_neox(q + h * hd, ly->n_rot, pos, ly->rope_base, div);
-        for (uint32_t h = 0; h < nkv; h++) g4_rope_neox(k + h * hd, ly->n_rot, pos, ly->rope_base, div);
+        g4_rope_cache(ctx->rope_cs, ly->n_rot, pos, ly->rope_base, ly->sliding ? NULL : m->rope_freqs);
+        for (uint32_t h = 0; h < nq; h++) g4_rope_apply(q + h * hd, ly->n_rot, ctx->rope_cs);
+        for (uint32_t h = 0; h < nkv; h++) g4_rope_apply(k + h * hd, ly->n_rot, ctx->rope_cs);
         /* 6: append to the cache (ring slot on sliding layers) */
         uint32_t slot = pos % kv->size;
         kv_store(ctx, kv, slot, kv->k, k);
@@ -130,7 +130,7 @@ static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
     g4_pool_run(pool, (int64_t)n * nq, attend_item, &aj);
 
     /* 9-11: output projection, post-attention norm, residual */
-    g4_matmul(pool, &ly->attn_output, ctx->o, ctx->a, n);
+    g4_matmul(pool, &ly->attn_output, ctx->o, ctx->a, n, ctx->f32_act);
     for (uint32_t t = 0; t < n; t++) {
         float *a = ctx->a + (size_t)t * H, *x = ctx->x + (size_t)t * H;
         g4_rmsnorm(a, ly->post_attention_norm, H, eps);
@@ -140,10 +140,10 @@ static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
     /* 12-13: h = rmsnorm(x, ffn_norm); m = Wdown (gelu_tanh(Wgate h) * (Wup h)) */
     memcpy(ctx->h, ctx->x, sizeof(float) * (size_t)n * H);
     for (uint32_t t = 0; t < n; t++) g4_rmsnorm(ctx->h + (size_t)t * H, ly->ffn_norm, H, eps);
-    g4_matmul(pool, &ly->ffn_gate, ctx->h, ctx->g, n);
-    g4_matmul(pool, &ly->ffn_up, ctx->h, ctx->u, n);
+    g4_matmul(pool, &ly->ffn_gate, ctx->h, ctx->g, n, ctx->f32_act);
+    g4_matmul(pool, &ly->ffn_up, ctx->h, ctx->u, n, ctx->f32_act);
     for (size_t i = 0; i < (size_t)n * m->n_ff; i++) ctx->g[i] = g4_gelu_tanh(ctx->g[i]) * ctx->u[i];
-    g4_matmul(pool, &ly->ffn_down, ctx->g, ctx->a, n);
+    g4_matmul(pool, &ly->ffn_down, ctx->g, ctx->a, n, ctx->f32_act);
 
     /* 14-16: post-FFN norm, residual, layer output scalar */
     for (uint32_t t = 0; t < n; t++) {
@@ -186,7 +186,7 @@ void g4_forward(g4_context *ctx, const int32_t *tokens, uint32_t n, const int32_
     int32_t first_row = -1;
     for (uint32_t t = 0; t < n; t++) if (out_rows[t] >= 0) { first_row = out_rows[t]; break; }
     float *logits = ctx->logits + (size_t)first_row * V;
-    g4_matmul(ctx->pool, &m->output, ctx->h, logits, n_out);
+    g4_matmul(ctx->pool, &m->output, ctx->h, logits, n_out, ctx->f32_act);
     float cap = m->final_logit_softcap;
     for (size_t i = 0; i < (size_t)n_out * V; i++) {
         if (cap > 0.0f) logits[i] = cap * tanhf(logits[i] / cap);

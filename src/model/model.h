@@ -76,12 +76,14 @@ struct g4_context {
     bool      own_pool;
     uint32_t  n_ctx, n_batch;
     g4_kv_type kv_type;
+    bool      f32_act;  /* g4_context_params.f32_activations */
     uint32_t  n_past;
     g4_kv_layer *kv;
 
     /* scratch for one batch of up to n_batch tokens */
     float *x, *h, *q, *k, *v, *o, *a, *g, *u;
     float *att;       /* per thread: scores over n_ctx positions */
+    float *rope_cs;   /* cos/sin of one position: max_head_dim floats */
 
     float   *logits;    /* n_logits x n_vocab */
     uint32_t n_logits;  /* rows kept by the last decode */
