@@ -22,5 +22,6 @@ char *cli_read_file(const char *cmd, const char *path, uint64_t max_bytes);
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int g4_cmd_make_test_model(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -24,7 +24,7 @@ static const command commands[] = {
     { "transcribe", NULL, "speech to text", "the audio input work" },
     { "mmembed", NULL, "image/audio soft-token embeddings (verification)", "the multimodal work" },
     { "bench", NULL, "prompt/generation speed", "the CPU speed work" },
-    { "quantize", NULL, "convert a GGUF to another weight type", "the CPU speed work" },
+    { "quantize", cmd_quantize, "convert a GGUF to another weight type", "the CPU speed work" },
 };
 
 static void usage(FILE *f)

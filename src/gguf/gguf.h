@@ -100,6 +100,18 @@ void gguf_w_arr_u32(gguf_writer *w, const char *key, const uint32_t *v, uint64_t
 void gguf_w_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
 void gguf_w_arr_bool(gguf_writer *w, const char *key, const bool *v, uint64_t n);
 void gguf_w_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+/* Any value in the reader's representation (see gguf_kv): type is a gguf_vtype
+ * (not ARRAY of ARRAY); arr_type the element type when type == GGUF_VT_ARRAY
+ * (ignored otherwise); n the element count (must be 1 for scalars); data the
+ * raw little-endian elements for numeric and bool values (any alignment,
+ * copied byte for byte), or gguf_str[n] for strings (lengths are exact, so a
+ * string may hold NUL bytes).  This covers the types without a typed setter
+ * (u8/i8/u16/i16/i64/f64 scalars and arrays) and lets a converter copy every
+ * key of an input file exactly:
+ *     gguf_w_raw(w, kv->key, kv->type, kv->arr_type, kv->n, kv->data);
+ * A bad type or count is reported by gguf_w_begin(). */
+void gguf_w_raw(gguf_writer *w, const char *key, uint32_t type, uint32_t arr_type,
+                uint64_t n, const void *data);
 /* Declare a tensor (ne[0] is the contiguous dimension). */
 int  gguf_w_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                    const uint64_t *ne, char *err, size_t errlen);

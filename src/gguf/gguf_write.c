@@ -370,6 +370,106 @@ void gguf_w_arr_str(gguf_writer *w, const char *key, const char *const *v, uint6
     set_kv(w, key, GGUF_VT_ARRAY, b);
 }
 
+static uint64_t w_vtype_size(uint32_t vt)
+{
+    switch (vt) {
+    case GGUF_VT_UINT8: case GGUF_VT_INT8: case GGUF_VT_BOOL: return 1;
+    case GGUF_VT_UINT16: case GGUF_VT_INT16: return 2;
+    case GGUF_VT_UINT32: case GGUF_VT_INT32: case GGUF_VT_FLOAT32: return 4;
+    case GGUF_VT_UINT64: case GGUF_VT_INT64: case GGUF_VT_FLOAT64: return 8;
+    default: return 0;   /* string, array, unknown */
+    }
+}
+
+/* Grows b to hold at least `extra` more bytes (one allocation for a big
+ * string array instead of log2(n) doublings). */
+static void reserve(bytes *b, uint64_t extra)
+{
+    if (b->oom || extra <= b->cap - b->len)
+        return;
+    if (extra > (uint64_t)(SIZE_MAX - b->len)) {
+        b->oom = true;
+        return;
+    }
+    size_t nc = b->len + (size_t)extra;
+    uint8_t *np = realloc(b->p, nc);
+    if (!np) {
+        b->oom = true;
+        return;
+    }
+    b->p = np;
+    b->cap = nc;
+}
+
+/* Serializes n elements of type et (not ARRAY) from the reader's layout. */
+static void put_raw_elems(bytes *b, uint32_t et, uint64_t n, const void *data)
+{
+    if (et == GGUF_VT_STRING) {
+        const gguf_str *s = data;
+        uint64_t total = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t add = 8 + s[i].len;
+            if (s[i].len > UINT64_MAX - 8 || add > UINT64_MAX - total) {
+                b->oom = true;
+                return;
+            }
+            total += add;
+        }
+        reserve(b, total);
+        for (uint64_t i = 0; i < n && !b->oom; i++) {
+            put_u64(b, s[i].len);
+            if (s[i].len > SIZE_MAX) {
+                b->oom = true;
+                return;
+            }
+            put(b, s[i].ptr, (size_t)s[i].len);
+        }
+        return;
+    }
+    uint64_t es = w_vtype_size(et);
+    if (n > UINT64_MAX / es || n * es > SIZE_MAX) {
+        b->oom = true;
+        return;
+    }
+    /* GGUF is little-endian and so is the reader's raw data: a byte copy */
+    put(b, data, (size_t)(n * es));
+}
+
+void gguf_w_raw(gguf_writer *w, const char *key, uint32_t type, uint32_t arr_type,
+                uint64_t n, const void *data)
+{
+    bytes b = {0};
+    const char *k = key ? key : "";
+    if (type == GGUF_VT_ARRAY) {
+        if (arr_type == GGUF_VT_ARRAY) {
+            defer_err(w, "key '%s': arrays of arrays are not supported", k);
+            return;
+        }
+        if (arr_type != GGUF_VT_STRING && w_vtype_size(arr_type) == 0) {
+            defer_err(w, "key '%s': unknown array element type %" PRIu32, k, arr_type);
+            return;
+        }
+        if (n && !data) {
+            defer_err(w, "key '%s': no data for %" PRIu64 " elements", k, n);
+            return;
+        }
+        arr_header(&b, arr_type, n);
+        if (n)
+            put_raw_elems(&b, arr_type, n, data);
+    } else {
+        if (type != GGUF_VT_STRING && w_vtype_size(type) == 0) {
+            defer_err(w, "key '%s': unknown value type %" PRIu32, k, type);
+            return;
+        }
+        if (n != 1 || !data) {
+            defer_err(w, "key '%s': a scalar needs exactly one value", k);
+            return;
+        }
+        put_raw_elems(&b, type, 1, data);
+    }
+    set_kv(w, key, type, b);
+}
+
 /* --------------------------------------------------------------- tensors */
 
 int gguf_w_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,

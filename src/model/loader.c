@@ -269,6 +269,20 @@ static g4_status load_hparams(loadctx *L)
     if ((st = get_f32(L, "rope.freq_base", false, 1000000.0f, &m->rope_base_global))) goto out;
     if ((st = get_f32(L, "rope.freq_base_swa", false, 10000.0f, &m->rope_base_swa))) goto out;
     if (m->rope_base_global <= 1.0f || m->rope_base_swa <= 1.0f) { st = g4_fail(L->err, L->errlen, G4_ERR_FORMAT, "rope.freq_base must be > 1"); goto out; }
+    /* No Gemma 4 release scales RoPE; a file that asks for it must not be
+     * run silently without it. */
+    {
+        float factor;
+        gguf_str type;
+        if ((st = get_f32(L, "rope.scaling.factor", false, 1.0f, &factor))) goto out;
+        bool typed = gguf_get_str(m->gguf, akey(L, "rope.scaling.type"), &type) == 0 &&
+                     !(type.len == 4 && memcmp(type.ptr, "none", 4) == 0) && type.len > 0;
+        if (typed || (factor != 1.0f && factor != 0.0f)) {
+            st = g4_fail(L->err, L->errlen, G4_ERR_UNSUPPORTED, "not supported yet: RoPE scaling (%s, factor %g)",
+                         typed ? "rope.scaling.type set" : "rope.scaling.factor", factor);
+            goto out;
+        }
+    }
     if ((st = get_f32(L, "attention.layer_norm_rms_epsilon", true, 0, &m->rms_eps))) goto out;
     if (!(m->rms_eps > 0.0f && m->rms_eps < 1.0f)) { st = g4_fail(L->err, L->errlen, G4_ERR_FORMAT, "attention.layer_norm_rms_epsilon = %g is out of range (0, 1)", m->rms_eps); goto out; }
     /* llama.cpp uses 30 when the key is absent; 0 switches the softcap off. */
