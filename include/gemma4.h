@@ -126,6 +126,12 @@ void      g4_kv_clear(g4_context *ctx);
 
 const char *g4_status_str(g4_status s);
 
+/* ---- text: tokenizer ---- */
+
+/* ---- text: chat template ---- */
+
+/* ---- text: output parser ---- */
+
 #ifdef __cplusplus
 }
 #endif

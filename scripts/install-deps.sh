@@ -8,6 +8,10 @@ have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_cmd cc    || have_cmd gcc || need="$need gcc libc6-dev"
 have_cmd make  || need="$need make"
 have_cmd cmake || need="$need cmake"
+# Debian -dev packages: checked with dpkg (headers and the .so link).
+have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
+have_pkg libjansson-dev || need="$need libjansson-dev"
+have_pkg pkg-config || have_pkg pkgconf || need="$need pkg-config"
 # npm fetches the llama.cpp reference (test-only); the fidelity tests SKIP
 # visibly without it, but a full `make test` wants it.
 have_cmd npm   || need="$need npm"
