@@ -81,6 +81,7 @@ double   gguf_arr_float(const gguf_kv *kv, uint64_t i); /* float or integer arra
 gguf_str gguf_arr_str(const gguf_kv *kv, uint64_t i);   /* string arrays */
 bool     gguf_vtype_is_int(uint32_t vt);
 const char *gguf_vtype_name(uint32_t vt);
+uint64_t    gguf_vtype_size(uint32_t vt); /* scalar bytes; 0 for string/array/unknown */
 
 /* ---- writer: header first, then tensor data streamed in declaration order.
  * Always writes GGUF v3 with alignment general.alignment (default 32). */

@@ -143,7 +143,9 @@ static bool rd_u64(cursor *c, uint64_t *v)
 
 /* --------------------------------------------------------------- vtypes */
 
-static uint64_t vtype_size(uint32_t vt)
+/* Bytes of one scalar of a numeric or bool type; 0 for string, array and
+ * unknown types.  Shared with the writer. */
+uint64_t gguf_vtype_size(uint32_t vt)
 {
     switch (vt) {
     case GGUF_VT_UINT8: case GGUF_VT_INT8: case GGUF_VT_BOOL: return 1;
@@ -316,7 +318,7 @@ static int parse_value(cursor *c, gguf_kv *kv, char *err, size_t errlen)
             set_err(err, errlen, "key '%s': arrays of arrays are not supported", key);
             return -1;
         }
-        if (et != GGUF_VT_STRING && vtype_size(et) == 0) {
+        if (et != GGUF_VT_STRING && gguf_vtype_size(et) == 0) {
             set_err(err, errlen, "key '%s': unknown array element type %" PRIu32, key, et);
             return -1;
         }
@@ -325,7 +327,7 @@ static int parse_value(cursor *c, gguf_kv *kv, char *err, size_t errlen)
     kv->n = n;
 
     if (et != GGUF_VT_STRING) {
-        uint64_t es = vtype_size(et);
+        uint64_t es = gguf_vtype_size(et);
         assert(es > 0);
         /* n * es <= left, written without a multiplication that could wrap */
         if (n > cur_left(c) / es) {
@@ -405,7 +407,7 @@ static int parse_kvs(gguf_file *f, cursor *c, uint64_t n_kv, char *err, size_t e
                     key, at);
             return -1;
         }
-        if (kv->type != GGUF_VT_ARRAY && kv->type != GGUF_VT_STRING && vtype_size(kv->type) == 0) {
+        if (kv->type != GGUF_VT_ARRAY && kv->type != GGUF_VT_STRING && gguf_vtype_size(kv->type) == 0) {
             set_err(err, errlen, "key '%s': unknown value type %" PRIu32, key, kv->type);
             return -1;
         }

@@ -370,17 +370,6 @@ void gguf_w_arr_str(gguf_writer *w, const char *key, const char *const *v, uint6
     set_kv(w, key, GGUF_VT_ARRAY, b);
 }
 
-static uint64_t w_vtype_size(uint32_t vt)
-{
-    switch (vt) {
-    case GGUF_VT_UINT8: case GGUF_VT_INT8: case GGUF_VT_BOOL: return 1;
-    case GGUF_VT_UINT16: case GGUF_VT_INT16: return 2;
-    case GGUF_VT_UINT32: case GGUF_VT_INT32: case GGUF_VT_FLOAT32: return 4;
-    case GGUF_VT_UINT64: case GGUF_VT_INT64: case GGUF_VT_FLOAT64: return 8;
-    default: return 0;   /* string, array, unknown */
-    }
-}
-
 /* Grows b to hold at least `extra` more bytes (one allocation for a big
  * string array instead of log2(n) doublings). */
 static void reserve(bytes *b, uint64_t extra)
@@ -426,7 +415,7 @@ static void put_raw_elems(bytes *b, uint32_t et, uint64_t n, const void *data)
         }
         return;
     }
-    uint64_t es = w_vtype_size(et);
+    uint64_t es = gguf_vtype_size(et);
     if (n > UINT64_MAX / es || n * es > SIZE_MAX) {
         b->oom = true;
         return;
@@ -445,7 +434,7 @@ void gguf_w_raw(gguf_writer *w, const char *key, uint32_t type, uint32_t arr_typ
             defer_err(w, "key '%s': arrays of arrays are not supported", k);
             return;
         }
-        if (arr_type != GGUF_VT_STRING && w_vtype_size(arr_type) == 0) {
+        if (arr_type != GGUF_VT_STRING && gguf_vtype_size(arr_type) == 0) {
             defer_err(w, "key '%s': unknown array element type %" PRIu32, k, arr_type);
             return;
         }
@@ -457,7 +446,7 @@ void gguf_w_raw(gguf_writer *w, const char *key, uint32_t type, uint32_t arr_typ
         if (n)
             put_raw_elems(&b, arr_type, n, data);
     } else {
-        if (type != GGUF_VT_STRING && w_vtype_size(type) == 0) {
+        if (type != GGUF_VT_STRING && gguf_vtype_size(type) == 0) {
             defer_err(w, "key '%s': unknown value type %" PRIu32, k, type);
             return;
         }
