@@ -127,10 +127,194 @@ void      g4_kv_clear(g4_context *ctx);
 const char *g4_status_str(g4_status s);
 
 /* ---- text: tokenizer ---- */
+/* Gemma 4 tokenizer built at g4_model_load from the file's metadata
+ * (tokenizer.ggml.model "gemma4"); see docs/tokenizer.md.  Models without
+ * tokenizer metadata, or with another tokenizer model ("llama" =
+ * SentencePiece files such as Gemma 3), still load: these calls then fail
+ * with G4_ERR_UNSUPPORTED and a message saying why. */
+
+/* text[0..len) -> token ids, identical to llama.cpp's llama_tokenize.
+ * add_bos: start with exactly one BOS (not added when the text itself
+ *   begins with the BOS token, so never two).
+ * parse_special: CONTROL tokens written in the text ("<|turn>", "<bos>")
+ *   become their ids; USER_DEFINED ones ("<|channel>", "<|"|>") always do.
+ * Writes min(needed, cap) ids to out and the needed count to *n_out;
+ * needed <= len + 1.  cap < needed returns G4_ERR_INVALID with *n_out set
+ * (out may be NULL when cap is 0).  Invalid UTF-8 returns G4_ERR_INVALID
+ * naming the byte offset. */
+g4_status g4_tokenize(const g4_model *model, const char *text, size_t len,
+                      bool add_bos, bool parse_special, int32_t *out, size_t cap,
+                      size_t *n_out, char *err, size_t errlen);
+
+/* Vocabulary string of a token exactly as stored (spaces as U+2581, byte
+ * tokens as "<0xHH>"); NULL for a bad id or no tokenizer.  Valid while the
+ * model is loaded. */
+const char *g4_token_text(const g4_model *model, int32_t token);
+/* The bytes a token stands for: U+2581 -> ' ', <0xHH> -> that byte,
+ * CONTROL/UNKNOWN tokens -> "" unless special (then their text);
+ * USER_DEFINED -> their text.  Returns the length (may exceed cap: then
+ * nothing is written; a cap of g4_token_max_bytes() always suffices), or
+ * -1 for a bad id / no tokenizer. */
+int64_t g4_token_piece(const g4_model *model, int32_t token, bool special,
+                       char *buf, size_t cap);
+size_t  g4_token_max_bytes(const g4_model *model);
+
+uint32_t g4_vocab_size(const g4_model *model);   /* 0 without tokenizer */
+int32_t  g4_token_bos(const g4_model *model);    /* -1 without tokenizer */
+int32_t  g4_token_eos(const g4_model *model);
+/* End of generation: eos, "<turn|>" (106) and "<|tool_response>" (50). */
+bool     g4_token_is_eog(const g4_model *model, int32_t token);
+
+/* Streaming detokenizer: push ids one at a time, get UTF-8 text.  Output is
+ * always valid UTF-8: an incomplete sequence (e.g. from <0xHH> byte tokens)
+ * is held back until it completes; bytes that cannot start or continue a
+ * valid sequence become U+FFFD.  special: render CONTROL tokens as their
+ * text (else they produce nothing).  NULL without a usable tokenizer. */
+typedef struct g4_detok g4_detok;
+g4_detok *g4_detok_new(const g4_model *model, bool special);
+/* Appends the text for `token` to buf; *n = bytes written.  A cap of
+ * g4_token_max_bytes() + 8 always suffices; a smaller cap that does not
+ * fit returns G4_ERR_INVALID with *n = bytes needed and the state
+ * unchanged.  Bad id: G4_ERR_INVALID. */
+g4_status g4_detok_push(g4_detok *d, int32_t token, char *buf, size_t cap, size_t *n);
+/* End of stream: held-back bytes of an incomplete sequence -> U+FFFD
+ * (at most 3 bytes written; cap >= 3). */
+g4_status g4_detok_flush(g4_detok *d, char *buf, size_t cap, size_t *n);
+void      g4_detok_free(g4_detok *d);
 
 /* ---- text: chat template ---- */
+/* Renders an OpenAI-style conversation into the Gemma 4 prompt text, byte for
+ * byte as Google's official large-model template (12B/26B/31B) does; no model
+ * needed.  messages_json: a JSON array of messages (roles system, developer,
+ * user, assistant, tool), or an object with a "messages" array (and "tools",
+ * used when tools_json is NULL).  tools_json: a JSON array of OpenAI function
+ * tools, or NULL.  *out: malloc'd NUL-terminated text starting with "<bos>".
+ * Errors: G4_ERR_FORMAT (not JSON), G4_ERR_INVALID (wrong shape), with one
+ * line naming the message index and field.  docs/chat-template.md. */
+typedef struct {
+    bool enable_thinking;       /* <|think|> in the system turn; default false */
+    bool add_generation_prompt; /* open the model turn at the end; default true */
+    bool preserve_thinking;     /* keep reasoning of tool-call turns before the
+                                   last user message too; default false */
+} g4_chat_params;
+
+g4_chat_params g4_chat_default_params(void);
+g4_status      g4_chat_render(const char *messages_json, const char *tools_json,
+                              const g4_chat_params *p, char **out, char *err, size_t errlen);
+
+/* ---- text: sampler ---- */
+/* A sampler turns one row of logits into a token through a fixed chain:
+ * logit bias -> suppressed tokens (-inf) -> repetition / presence /
+ * frequency penalties over the last penalty_last_n accepted tokens ->
+ * (temperature == 0: argmax) -> top-k -> softmax with temperature ->
+ * top-p -> min-p -> draw with the seeded generator.  Same seed, same
+ * logits, same accepted history => same token. */
+typedef struct {
+    float    temperature;       /* 0 = greedy; default 1.0 (the checkpoint's) */
+    int32_t  top_k;             /* <= 0 = off; default 64 */
+    float    top_p;             /* >= 1 = off; default 0.95 */
+    float    min_p;             /* <= 0 = off; default 0 */
+    float    repeat_penalty;    /* 1 = off (llama.cpp's divide/multiply rule) */
+    float    presence_penalty;  /* 0 = off (OpenAI semantics) */
+    float    frequency_penalty; /* 0 = off (OpenAI semantics) */
+    int32_t  penalty_last_n;    /* history the penalties look at; default 64 */
+    uint64_t seed;              /* default 0xC0FFEE; same seed => same draws */
+    const int32_t *bias_tokens; /* logit bias: n_bias (token, value) pairs; */
+    const float   *bias_values; /* copied by g4_sampler_new */
+    size_t         n_bias;
+} g4_sampler_params;
+
+typedef struct g4_sampler g4_sampler;
+g4_sampler_params g4_sampler_default_params(void);
+/* model: for the vocabulary size and tokenizer.ggml.suppress_tokens. */
+g4_status g4_sampler_new(const g4_model *model, const g4_sampler_params *p,
+                         g4_sampler **out, char *err, size_t errlen);
+/* Picks a token from n_vocab logits (not modified).  Does not record it:
+ * call g4_sampler_accept with the token actually used. */
+int32_t   g4_sampler_sample(g4_sampler *s, const float *logits);
+void      g4_sampler_accept(g4_sampler *s, int32_t token);
+void      g4_sampler_reset(g4_sampler *s);   /* history cleared, seed restarted */
+void      g4_sampler_free(g4_sampler *s);
 
 /* ---- text: output parser ---- */
+
+/* Incremental parser of the model's output TEXT (what the detokenizer
+ * produces, split anywhere, even inside a marker) into thoughts, visible
+ * content and tool calls.  The reverse of the chat template; see
+ * docs/output-parser.md.
+ *
+ *   <|channel>thought\n ... <channel|>           -> G4_OUT_THOUGHT deltas
+ *   <|tool_call>call:NAME{k:v,...}<tool_call|>   -> G4_OUT_TOOL_CALL (JSON args)
+ *   <turn|>  or  <|tool_response>                -> G4_OUT_END (end of generation)
+ *   anything else                                 -> G4_OUT_CONTENT deltas
+ *
+ * Guarantees: no half marker is ever emitted (bytes that may start a marker
+ * are held back until decided, flushed by g4_outparse_finish); a malformed
+ * tool call never disappears: its raw text comes out as content, preceded by
+ * a G4_OUT_WARNING; after merging adjacent deltas the events do not depend on
+ * how the input was split; memory is bounded (max_call_bytes, max_depth). */
+typedef struct g4_outparse g4_outparse;
+
+typedef enum {
+    G4_OUT_CONTENT = 0,    /* text, len: visible answer text (a delta) */
+    G4_OUT_THOUGHT = 1,    /* text, len: reasoning text (a delta) */
+    G4_OUT_TOOL_CALL = 2,  /* a complete call: tool_index, tool_name, tool_args_json */
+    G4_OUT_TOOL_BEGIN = 3, /* stream_args only: a call opened (tool_index, tool_name) */
+    G4_OUT_TOOL_ARGS = 4,  /* stream_args only: text, len: next bytes of the JSON args */
+    G4_OUT_TOOL_ABORT = 5, /* stream_args only: the begun call tool_index was malformed;
+                              forget its deltas (its text follows as content; the index
+                              is reused by the next call) */
+    G4_OUT_WARNING = 6,    /* text: a one-line message (malformed call, stray marker...) */
+    G4_OUT_END = 7         /* once: end_reason; tool_index = number of complete calls */
+} g4_out_kind;
+
+typedef enum {
+    G4_OUT_END_FINISH = 0,        /* g4_outparse_finish without an end marker */
+    G4_OUT_END_TURN = 1,          /* <turn|> */
+    G4_OUT_END_TOOL_RESPONSE = 2  /* <|tool_response>: the model awaits tool results */
+} g4_out_end_reason;
+
+typedef struct {
+    g4_out_kind kind;
+    const char *text;           /* CONTENT/THOUGHT/TOOL_ARGS/WARNING; NUL-terminated, len bytes */
+    size_t      len;
+    int         tool_index;     /* TOOL_*: 0, 1, ... per complete call; END: call count */
+    const char *tool_name;      /* TOOL_CALL/TOOL_BEGIN/TOOL_ARGS/TOOL_ABORT, else NULL */
+    const char *tool_args_json; /* TOOL_CALL: a JSON object, e.g. {"city":"Paris"} */
+    g4_out_end_reason end_reason; /* END */
+} g4_out_event;
+
+/* Callback contract: called synchronously from push/finish, in output order.
+ * Every pointer in *ev is valid only during the call (copy what you keep).
+ * Text deltas are never empty and hold whole UTF-8 sequences unless the
+ * input itself is cut or invalid.  The callback must not call push, finish,
+ * reset or free on the same parser. */
+typedef void (*g4_outparse_cb)(const g4_out_event *ev, void *user);
+
+typedef struct {
+    bool   stream_args;    /* also emit TOOL_BEGIN / TOOL_ARGS / TOOL_ABORT (default false) */
+    size_t max_call_bytes; /* raw text of one tool call; longer -> content + warning (default 1 MiB) */
+    int    max_depth;      /* nesting of {} / [] in arguments (default 64, at most 64) */
+    bool   start_in_thought; /* the prompt ended inside a thought block, i.e. with
+                                "<|channel>thought\n" (thinking on, after a tool
+                                response); default false */
+} g4_outparse_params;
+
+g4_outparse_params g4_outparse_default_params(void);
+/* params may be NULL (defaults).  NULL when out of memory. */
+g4_outparse *g4_outparse_new(const g4_outparse_params *params);
+void         g4_outparse_free(g4_outparse *p);
+/* Forget all state (a new generation), keep the params. */
+void         g4_outparse_reset(g4_outparse *p);
+/* Feed len bytes.  Returns 1 once the end marker has been seen (stop
+ * generating; later input is ignored with one warning), else 0; -1 when p
+ * is NULL. */
+int          g4_outparse_push(g4_outparse *p, const char *text, size_t len,
+                              g4_outparse_cb cb, void *user);
+/* End of input: flushes held-back bytes, closes an unterminated thought,
+ * turns an unfinished call into content + warning, and emits G4_OUT_END
+ * unless an end marker already did.  Returns 0; -1 when p is NULL. */
+int          g4_outparse_finish(g4_outparse *p, g4_outparse_cb cb, void *user);
 
 #ifdef __cplusplus
 }

@@ -23,5 +23,7 @@ int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int g4_cmd_make_test_model(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_render(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "kernels/quant.h"
 #include "model/model.h"
+#include "text/tokenizer.h"
 
 g4_status g4_fail(char *err, size_t errlen, g4_status s, const char *fmt, ...)
 {
@@ -426,6 +427,7 @@ g4_status g4_model_load(const char *path, const g4_model_params *params, g4_mode
         g4_model_free(m);
         return st;
     }
+    if (!(m->tok = g4_tokenizer_load(m->gguf))) { g4_model_free(m); return g4_fail(err, errlen, G4_ERR_NOMEM, "out of memory"); }
     g4_gelu_init();
     m->embd_scale = sqrtf((float)m->n_embd);
     m->n_threads = p.n_threads > 0 ? p.n_threads : g4_cpu_count();
@@ -449,6 +451,7 @@ void g4_model_free(g4_model *m)
     free(m->output_norm);
     free(m->rope_freqs);
     free(m->suppress_tokens);
+    g4_tokenizer_free(m->tok);
     g4_pool_free(m->pool);
     gguf_close(m->gguf);
     free(m->file_copy);

@@ -55,6 +55,8 @@ struct g4_model {
     int32_t  *suppress_tokens;
     uint32_t  n_suppress;
 
+    struct g4_tokenizer *tok;  /* src/text/tokenizer.c; may be "unusable" (no tokenizer metadata) */
+
     uint64_t n_params, weight_bytes;
     uint32_t max_head_dim, max_q_dim, max_kv_dim;
 };

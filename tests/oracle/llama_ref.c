@@ -481,7 +481,7 @@ static double now_s(void) {
 struct opts {
     const char *lib, *model, *out;
     const char *tokens, *tokens_file, *embd_file;
-    const char *tok_text, *tok_file;
+    const char *tok_text, *tok_file, *tok_jsonl;
     bool tokenize, add_special, parse_special, pieces;
     bool all, step;
     int batch, ubatch, ctx, threads, fa, kv;
@@ -511,6 +511,7 @@ static void usage(FILE *f) {
         "tokenizer mode:\n"
         "  --tokenize TEXT     print the ids of TEXT on one line, comma-separated\n"
         "  --tokenize-file F   the same for the bytes of file F\n"
+        "  --tokenize-jsonl F  F: one JSON string per line; one line of space-separated ids each\n"
         "  --no-add-special    do not add BOS/EOS (alias --no-bos)\n"
         "  --no-parse-special  treat <...> control-token text as plain text\n"
         "  --pieces            also print one \"id<TAB>piece\" line per token\n"
@@ -541,6 +542,7 @@ static void parse_args(int argc, char **argv, struct opts *o) {
         else if (!strcmp(a, "--embd")) o->embd_file = VAL();
         else if (!strcmp(a, "--tokenize")) { o->tokenize = true; o->tok_text = VAL(); }
         else if (!strcmp(a, "--tokenize-file")) { o->tokenize = true; o->tok_file = VAL(); }
+        else if (!strcmp(a, "--tokenize-jsonl")) { o->tokenize = true; o->tok_jsonl = VAL(); }
         else if (!strcmp(a, "--no-add-special") || !strcmp(a, "--no-bos")) o->add_special = false;
         else if (!strcmp(a, "--no-parse-special")) o->parse_special = false;
         else if (!strcmp(a, "--pieces")) o->pieces = true;
@@ -578,7 +580,8 @@ static void parse_args(int argc, char **argv, struct opts *o) {
             "(scripts/get-llama-oracle.sh installs it and prints the folder)");
     int inputs = (o->tokens != NULL) + (o->tokens_file != NULL) + (o->embd_file != NULL);
     if (o->tokenize) {
-        if (o->tok_text && o->tok_file) die("give only one of --tokenize and --tokenize-file");
+        if ((o->tok_text != NULL) + (o->tok_file != NULL) + (o->tok_jsonl != NULL) != 1)
+            die("give only one of --tokenize, --tokenize-file and --tokenize-jsonl");
         if (inputs || o->out) die("--tokenize prints ids; it takes no other input or -o");
     } else if (inputs != 1) {
         die("give exactly one input: --tokens IDS, --tokens-file FILE or --embd FILE");
@@ -614,7 +617,116 @@ static void print_piece(const struct lr_vocab *v, lr_token t) {
     }
 }
 
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static size_t put_utf8(char *o, uint32_t cp) {
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F)); return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F)); return 4;
+}
+
+/* Decodes the JSON string s[0..n) (with its quotes, optional surrounding
+ * blanks) into out (room for n bytes); returns the length or -1. */
+static long json_string_decode(const char *s, size_t n, char *out) {
+    size_t i = 0, o = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    while (n > i && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
+    if (n - i < 2 || s[i] != '"' || s[n - 1] != '"') return -1;
+    i++; n--;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i++];
+        if (c == '"' || c < 0x20) return -1;
+        if (c != '\\') { out[o++] = (char)c; continue; }
+        if (i >= n) return -1;
+        c = (unsigned char)s[i++];
+        switch (c) {
+        case '"': out[o++] = '"'; break;
+        case '\\': out[o++] = '\\'; break;
+        case '/': out[o++] = '/'; break;
+        case 'b': out[o++] = '\b'; break;
+        case 'f': out[o++] = '\f'; break;
+        case 'n': out[o++] = '\n'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 't': out[o++] = '\t'; break;
+        case 'u': {
+            uint32_t cp = 0;
+            for (int k = 0; k < 4; k++) {
+                int h = i < n ? hexval(s[i++]) : -1;
+                if (h < 0) return -1;
+                cp = cp * 16 + (uint32_t)h;
+            }
+            if (cp >= 0xD800 && cp < 0xDC00) { /* needs a low surrogate */
+                uint32_t lo = 0;
+                if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u') return -1;
+                i += 2;
+                for (int k = 0; k < 4; k++) {
+                    int h = hexval(s[i++]);
+                    if (h < 0) return -1;
+                    lo = lo * 16 + (uint32_t)h;
+                }
+                if (lo < 0xDC00 || lo > 0xDFFF) return -1;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp < 0xE000) {
+                return -1;
+            }
+            o += put_utf8(out + o, cp); /* \uXXXX is 6 bytes of input, at most 4 of output */
+            break;
+        }
+        default: return -1;
+        }
+    }
+    return (long)o;
+}
+
+static int run_tokenize_jsonl(const struct opts *o) {
+    struct lr_model *model = load_model(o->model, true);
+    const struct lr_vocab *vocab = L.model_get_vocab(model);
+    size_t len;
+    char *all = read_all(o->tok_jsonl, &len);
+    char *text = malloc(len + 1);
+    int32_t cap = 1024;
+    lr_token *ids = malloc((size_t)cap * sizeof *ids);
+    if (!text || !ids) die("out of memory");
+    size_t pos = 0;
+    long lineno = 0;
+    while (pos < len) {
+        const char *nl = memchr(all + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - all) : len;
+        lineno++;
+        long tl = json_string_decode(all + pos, end - pos, text);
+        if (tl < 0) die("%s: line %ld is not a JSON string this reader understands", o->tok_jsonl, lineno);
+        if (tl > INT32_MAX / 2) die("text too long");
+        int32_t n = L.tokenize(vocab, text, (int32_t)tl, ids, cap, o->add_special, o->parse_special);
+        if (n < 0) {
+            cap = -n;
+            ids = realloc(ids, (size_t)cap * sizeof *ids);
+            if (!ids) die("out of memory");
+            n = L.tokenize(vocab, text, (int32_t)tl, ids, cap, o->add_special, o->parse_special);
+        }
+        if (n < 0) die("llama_tokenize failed (%d) on line %ld", n, lineno);
+        for (int32_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+        putchar('\n');
+        pos = end + 1;
+    }
+    free(ids);
+    free(text);
+    free(all);
+    L.model_free(model);
+    return 0;
+}
+
 static int run_tokenize(const struct opts *o) {
+    if (o->tok_jsonl) return run_tokenize_jsonl(o);
     struct lr_model *model = load_model(o->model, true);
     const struct lr_vocab *vocab = L.model_get_vocab(model);
     size_t len;
