@@ -230,11 +230,25 @@ g4_sampler_params g4_sampler_default_params(void);
 g4_status g4_sampler_new(const g4_model *model, const g4_sampler_params *p,
                          g4_sampler **out, char *err, size_t errlen);
 /* Picks a token from n_vocab logits (not modified).  Does not record it:
- * call g4_sampler_accept with the token actually used. */
+ * call g4_sampler_accept with the token actually used.  Returns -1 only
+ * when no token is possible (every logit -inf/NaN after bias and
+ * suppression).  g4_sampler_new fails (G4_ERR_INVALID, message naming the
+ * field) on: temperature NaN/inf/< 0, top_p NaN/< 0, min_p NaN/> 1,
+ * repeat_penalty NaN/<= 0, non-finite presence/frequency penalties,
+ * penalty_last_n < 0 or > 2^20 (0 = penalties off), a bias token outside
+ * the vocabulary, a bias value NaN or +inf (-inf bans the token).
+ * p may be NULL (defaults).  docs/run.md describes the chain. */
 int32_t   g4_sampler_sample(g4_sampler *s, const float *logits);
 void      g4_sampler_accept(g4_sampler *s, int32_t token);
 void      g4_sampler_reset(g4_sampler *s);   /* history cleared, seed restarted */
 void      g4_sampler_free(g4_sampler *s);
+/* The candidates that survived the whole chain in the last
+ * g4_sampler_sample, most probable first (ties: lower id first), with their
+ * probabilities (summing to 1) in the distribution the token was drawn
+ * from; temperature 0: the argmax alone, probability 1.  Returns the count
+ * (0 before any sample / after reset; both pointers then NULL); the arrays
+ * stay valid until the next sample, reset or free.  For logprobs. */
+size_t    g4_sampler_candidates(g4_sampler *s, const int32_t **tokens, const float **probs);
 
 /* ---- text: output parser ---- */
 

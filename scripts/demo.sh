@@ -21,4 +21,13 @@ v = struct.unpack('<%df' % (len(data) // 4), data)
 top = sorted(range(len(v)), key=lambda i: -v[i])[:5]
 print('top-5 next tokens:', ', '.join('%d (%.3f)' % (i, v[i]) for i in top))
 PY
-echo "demo done. Text generation (run/chat) arrives with the tokenizer work; see README.md."
+echo
+echo "== gemma4 render: the chat template of one user turn =="
+printf '[{"role":"user","content":"Hello, who are you?"}]' >"$B/demo-messages.json"
+"$G" render --messages "$B/demo-messages.json"
+echo
+echo "== gemma4 run --raw: 24 sampled tokens (random weights: gibberish by design; a random model with a"
+echo "   tied head mostly repeats its last token, so a presence penalty pushes it on) =="
+"$G" run -m "$M" --raw -p "Once upon a time" -n 24 --seed 1 --presence-penalty 15
+echo
+echo "demo done. A real model: see README.md (gemma4 run / chat -m gemma-4-12B-it-qat-q4_0.gguf)."

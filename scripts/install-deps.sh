@@ -11,6 +11,7 @@ have_cmd cmake || need="$need cmake"
 # Debian -dev packages: checked with dpkg (headers and the .so link).
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 have_pkg libjansson-dev || need="$need libjansson-dev"
+have_pkg libedit-dev || need="$need libedit-dev"
 have_pkg pkg-config || have_pkg pkgconf || need="$need pkg-config"
 # npm fetches the llama.cpp reference (test-only); the fidelity tests SKIP
 # visibly without it, but a full `make test` wants it.

@@ -19,11 +19,13 @@ int64_t cli_parse_tokens(const char *cmd, const char *what, const char *text, in
 /* Whole file into a NUL-terminated buffer; NULL with an error printed. */
 char *cli_read_file(const char *cmd, const char *path, uint64_t max_bytes);
 
+int cmd_chat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int g4_cmd_make_test_model(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 #endif
