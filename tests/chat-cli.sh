@@ -106,7 +106,7 @@ check "bad role" grep -q "role.json: message 0: role must be" "$T/err"
 check "missing file" grep -q "missing.json: " "$T/err"
 check "unknown command" grep -q "unknown command '/frob'" "$T/err"
 check "invalid UTF-8 reported with its byte" grep -q "not valid UTF-8 (byte 5" "$T/err"
-check "every error is one line" [ "$(grep -c '^gemma4 chat: ' "$T/err")" = 6 ]
+check "every error is one line" [ "$(grep '^gemma4 chat: ' "$T/err" | grep -vc 'stopped at the token limit')" = 6 ]
 check "nothing was added by the errors" json "$T/e.json" 'assert m == [], m'
 check "the session goes on" json "$T/e2.json" 'assert len(m) == 2 and m[0]["content"] == "Still here?", m'
 
@@ -133,15 +133,52 @@ check "cut: still two turns" [ "$(grep -c '^\[prompt ' "$T/err")" = 2 ]
 
 # --- a cache that cannot be truncated (n_batch 1: the sliding ring holds the
 # window only) is cleared and re-processed, and counted
-# (greedy: this random model then repeats one token, so every answer has 40)
-chat 'Hello there\nHow are you today?\nAnd now?\n' --temp 0 -t 2 -n 40 --batch 1
+# (greedy: this random model then repeats one token, so every answer has 40
+# with the repetition guard off)
+chat 'Hello there\nHow are you today?\nAnd now?\n' --temp 0 -t 2 -n 40 --repeat-guard off --batch 1
 check "re-process counted" grep -q "full re-processes [12]" "$T/err"
 check "re-process: 0 reused" grep -q "0 reused, [0-9]* new, cache not truncatable: full re-process" "$T/err"
 
+# --- loop guards (the same options and defaults as `gemma4 run`), per answer
+"$G" chat --help >"$T/out" 2>&1
+check "--help: guards" grep -q -- '--max-thinking N' "$T/out"
+check "--help: --repeat-guard" grep -q -- '--repeat-guard N' "$T/out"
+"$G" chat -m "$M" --repeat-guard 1 </dev/null >/dev/null 2>"$T/err"; check "--repeat-guard 1: exit 2" [ $? = 2 ]
+"$G" chat -m "$M" --max-thinking x </dev/null >/dev/null 2>"$T/err"; check "bad --max-thinking: exit 2" [ $? = 2 ]
+# greedy: this random model repeats one token forever; on by default
+chat 'Hello there\nAgain\n/save '"$T"'/rg.json\n' --temp 0 -t 2
+check "repetition guard: exit 0" [ "$rc" = 0 ]
+check "repetition guard: reported for each answer" [ "$(grep -c "^gemma4 chat: stopped by the repetition guard: the last [0-9]* tokens repeat a unit of [0-9]* tokens (--repeat-guard 4; 'off' disables it)$" "$T/err")" = 2 ]
+check "repetition guard: stop reason" [ "$(grep -c '^\[prompt .* tokens (repetition guard) |' "$T/err")" = 2 ]
+check "repetition guard: answers kept" json "$T/rg.json" 'assert [x["role"] for x in m] == ["user","assistant","user","assistant"], m'
+chat 'Hello there\n' --temp 0 -t 2 --repeat-guard 3
+check "--repeat-guard 3: fires earlier" grep -q "the last 24 tokens repeat a unit of 1 tokens (--repeat-guard 3;" "$T/err"
+chat 'Hello there\n' --temp 0 -t 2 -n 50 --repeat-guard off
+check "--repeat-guard off: no report" bash -c '! grep -q "repetition guard" "$1"' _ "$T/err"
+check "--repeat-guard off: the limit fires" grep -q "^\[prompt .* | answer 50 tokens (-n limit) |" "$T/err"
+# -n: the limit, reported once per answer, after the answer's text (whole line)
+printf 'Hi\nMore\n' | "$G" chat -m "$M" "${S[@]}" -n 5 >"$T/mix" 2>&1
+check "-n: reported for each answer" [ "$(grep -c '^gemma4 chat: stopped at the token limit (-n 5)$' "$T/mix")" = 2 ]
+check "-n: stop reason" [ "$(grep -c '^\[prompt .* | answer 5 tokens (-n limit) |' "$T/mix")" = 2 ]
+check "-n: the report follows the answer's line" python3 -c '
+import sys
+L = open(sys.argv[1], "rb").read().split(b"\n")
+i = [k for k, l in enumerate(L) if l.startswith(b"gemma4 chat: stopped at the token limit")]
+assert len(i) == 2 and all(L[k + 1].startswith(b"[prompt ") for k in i), L' "$T/mix"
+# thinking budget: the seed of the thought test above, a budget of 2 tokens
+if [ -n "$found" ]; then
+    printf 'Hi\n/save %s/tb.json\n' "$T" | "$G" chat -m "$T/m512.gguf" --think --temp 3 --top-k 0 --top-p 1 --seed "$found" -t 2 -n 100 --max-thinking 2 >"$T/out" 2>"$T/err"
+    check "thinking budget: reported" grep -q '^gemma4 chat: thinking budget reached (--max-thinking 2): closing the thought$' "$T/err"
+    check "thinking budget: the answer goes on" grep -q '^\[prompt .* | answer [0-9]* tokens' "$T/err"
+    check "thinking budget: stored as parsed" json "$T/tb.json" 'a = m[1]; assert a["role"] == "assistant" and "<channel|>" not in a["content"] and "<|channel>" not in a["content"] and "<channel|>" not in a.get("reasoning_content", ""), m'
+    printf 'Hi\n' | "$G" chat -m "$T/m512.gguf" --think --temp 3 --top-k 0 --top-p 1 --seed "$found" -t 2 -n 100 --max-thinking -1 >"$T/out" 2>"$T/err"
+    check "--max-thinking -1: no budget" bash -c '! grep -q "thinking budget" "$1"' _ "$T/err"
+fi
+
 # --- Ctrl-C stops the answer and keeps the session
 mkfifo "$T/fifo"
-# (greedy: this random model never ends its answer before n_ctx)
-"$G" chat -m "$M" --temp 0 -t 2 --ctx 4096 <"$T/fifo" >"$T/out" 2>"$T/err" &
+# (greedy: this random model never ends its answer before n_ctx; guards off)
+"$G" chat -m "$M" --temp 0 -t 2 --ctx 4096 -n -1 --repeat-guard off <"$T/fifo" >"$T/out" 2>"$T/err" &
 pid=$!
 exec 3>"$T/fifo"
 printf 'Tell me a long story\n' >&3

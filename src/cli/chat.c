@@ -2,7 +2,8 @@
  * chat.c - `gemma4 chat`: interactive multi-turn chat (docs/chat.md).
  *
  *   gemma4 chat -m MODEL [--system S] [--think] [--ctx N] [-t N] [--temp T]
- *               [--top-p P] [--top-k K] [--seed S] [-n N] [--batch N]
+ *               [--top-p P] [--top-k K] [--seed S] [-n N] [--max-thinking N]
+ *               [--repeat-guard N|off] [--batch N]
  *
  * The conversation is kept as OpenAI-style messages.  Every turn renders the
  * whole conversation with the chat template, tokenizes it and compares the
@@ -10,6 +11,10 @@
  * prefix is decoded.  On a terminal, lines are read with libedit (editing,
  * history); otherwise stdin is read line by line, so the command is
  * scriptable.  Answers go to stdout, everything else to stderr.
+ *
+ * The loop guards of `gemma4 run` (cli/guards.h: -n, --max-thinking,
+ * --repeat-guard; same names and defaults) apply to every answer; a guard
+ * that stops an answer is reported after its text, one stderr line.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,6 +29,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/guards.h"
 #include "gemma4.h"
 
 #define CMD "chat"
@@ -52,8 +58,10 @@ static void usage(FILE *f)
         "  --top-p P          nucleus sampling, 1 = off (default 0.95)\n"
         "  --top-k K          top-k sampling, 0 = off (default 64)\n"
         "  --seed S           sampling seed (default 0xC0FFEE)\n"
-        "  -n N               at most N tokens per answer (default: until the end of the turn)\n"
-        "  --batch N          tokens per forward pass (default 512)\n"
+        "  --batch N          tokens per forward pass (default 512)\n");
+    guard_usage(f);
+    fprintf(f,
+        "  (the guards apply to each answer)\n"
         "\n"
         "Commands (type /help in the chat): /reset /system TEXT /think on|off\n"
         "/save FILE /load FILE /help /quit.  Ctrl-C stops an answer; Ctrl-D exits.\n");
@@ -129,7 +137,7 @@ typedef struct {
     bool        think;
     bool        tty;         /* stdin is a terminal: libedit, questions */
     bool        color;       /* stderr is a terminal: dim thoughts */
-    int64_t     n_predict;   /* < 0: no limit */
+    guard       guard;       /* loop guards, reset for every answer */
     uint32_t    n_ctx, n_batch;
     int32_t    *kv;          /* tokens held by the KV cache, n_kv == n_past */
     uint32_t    n_kv;
@@ -367,7 +375,8 @@ static int decode_tokens(chat *c, const int32_t *t, uint32_t n)
 
 static uint32_t answer_reserve(const chat *c)
 {
-    uint32_t r = c->n_predict >= 0 && c->n_predict < 256 ? (uint32_t)c->n_predict : 256;
+    int64_t n_max = c->guard.o.max_tokens;
+    uint32_t r = n_max >= 0 && n_max < 256 ? (uint32_t)n_max : 256;
     if (r > c->n_ctx / 4) r = c->n_ctx / 4;
     return r ? r : 1;
 }
@@ -480,27 +489,61 @@ static int run_turn(chat *c)
     c->thought_open = false;
     c->n_tool_calls = 0;
     const char *stop = "end of turn";
-    int64_t n_gen = 0;
+    guard_reset(&c->guard, c->toks, c->n_toks);
+    /* a guard's report, printed after the answer's text */
+    char stop_msg[256] = "";
     bool failed = false;
     for (;;) {
         if (g_interrupted) { stop = "interrupted"; break; }
-        if (c->n_predict >= 0 && n_gen >= c->n_predict) { stop = "-n limit"; break; }
+        if (guard_check(&c->guard) == GUARD_STOP_LIMIT) {
+            guard_message(&c->guard, GUARD_STOP_LIMIT, CMD, stop_msg, sizeof stop_msg);
+            stop = "-n limit";
+            break;
+        }
         const float *logits = g4_get_logits(c->ctx);
         if (!logits) { cli_error(CMD, "no logits"); failed = true; break; }
         int32_t tok = g4_sampler_sample(c->smp, logits);
         g4_sampler_accept(c->smp, tok);
         if (g4_token_is_eog(c->model, tok)) break;
-        n_gen++;
-        size_t n = 0;
-        if (g4_detok_push(dt, tok, buf, bcap, &n) != G4_OK) {
-            cli_error(CMD, "cannot detokenize token %d", tok);
-            failed = true;
+
+        /* the token and, past the thinking budget, the forced close: the
+         * parser sees "<channel|>" as if the model had written it, so the
+         * thought ends and the rest is the answer's content */
+        int32_t feed[2] = { tok, -1 };
+        uint32_t n_feed = 1;
+        guard_action act = guard_on_token(&c->guard, tok);
+        char close_msg[256] = "";
+        if (act == GUARD_CLOSE_THOUGHT) {
+            guard_message(&c->guard, act, CMD, close_msg, sizeof close_msg);
+            feed[n_feed++] = c->guard.ch_close;
+            g4_sampler_accept(c->smp, c->guard.ch_close);
+            act = guard_on_token(&c->guard, c->guard.ch_close);
+        }
+        bool end = false;
+        for (uint32_t i = 0; i < n_feed && !failed; i++) {
+            size_t n = 0;
+            if (g4_detok_push(dt, feed[i], buf, bcap, &n) != G4_OK) {
+                cli_error(CMD, "cannot detokenize token %d", feed[i]);
+                failed = true;
+            } else if (n && g4_outparse_push(op, buf, n, on_event, c) == 1) end = true;
+        }
+        if (close_msg[0]) {
+            /* after the parser has flushed the thought's last text */
+            thought_close(c);
+            fflush(stdout);
+            fputs(close_msg, stderr);
+        }
+        if (failed || end) break;
+        if (act == GUARD_STOP_REPETITION) {
+            guard_message(&c->guard, act, CMD, stop_msg, sizeof stop_msg);
+            stop = "repetition guard";
             break;
         }
-        if (n && g4_outparse_push(op, buf, n, on_event, c) == 1) break;
-        if (c->n_kv >= c->n_ctx) { stop = "context full"; break; }
-        if (decode_tokens(c, &tok, 1)) { failed = true; break; }
+        /* (GUARD_STOP_LIMIT: the check at the top of the loop) */
+        if (c->n_kv + n_feed > c->n_ctx) { stop = "context full"; break; }
+        if (decode_tokens(c, feed, n_feed)) { failed = true; break; }
     }
+    int64_t n_gen = c->guard.n_gen;
     size_t n = 0;
     if (g4_detok_flush(dt, buf, bcap, &n) == G4_OK && n) g4_outparse_push(op, buf, n, on_event, c);
     g4_outparse_finish(op, on_event, c);
@@ -508,6 +551,7 @@ static int run_turn(chat *c)
     double t2 = now_s();
     fputc('\n', stdout);
     fflush(stdout);
+    fputs(stop_msg, stderr);
     g4_detok_free(dt);
     g4_outparse_free(op);
     free(buf);
@@ -672,10 +716,14 @@ int cmd_chat(int argc, char **argv)
 {
     const char *model_path = NULL, *system = NULL;
     bool think = false;
-    int64_t n_ctx = 0, n_threads = 0, n_predict = -1, n_batch = 512, v;
+    int64_t n_ctx = 0, n_threads = 0, n_batch = 512, v;
+    guard_opts gopt = guard_default_opts();
     g4_sampler_params sp = g4_sampler_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val;
+        int gr = guard_parse_opt(CMD, &gopt, argc, argv, &i);
+        if (gr < 0) return EXIT_USAGE;
+        if (gr > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--think")) think = true;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { if (!(model_path = cli_value(CMD, argc, argv, &i))) return EXIT_USAGE; }
@@ -684,8 +732,8 @@ int cmd_chat(int argc, char **argv)
             if (!(val = cli_value(CMD, argc, argv, &i)) || !cli_parse_i64(CMD, a, val, 0, UINT32_MAX, &n_ctx)) return EXIT_USAGE;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(val = cli_value(CMD, argc, argv, &i)) || !cli_parse_i64(CMD, a, val, 0, 4096, &n_threads)) return EXIT_USAGE;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!(val = cli_value(CMD, argc, argv, &i)) || !cli_parse_i64(CMD, a, val, -1, INT32_MAX, &n_predict)) return EXIT_USAGE;
+        } else if (!strcmp(a, "--n-predict")) {   /* the old name of -n */
+            if (!(val = cli_value(CMD, argc, argv, &i)) || !cli_parse_i64(CMD, a, val, -1, INT32_MAX, &gopt.max_tokens)) return EXIT_USAGE;
         } else if (!strcmp(a, "--batch") || !strcmp(a, "-b")) {
             if (!(val = cli_value(CMD, argc, argv, &i)) || !cli_parse_i64(CMD, a, val, 1, 1 << 20, &n_batch)) return EXIT_USAGE;
         } else if (!strcmp(a, "--temp")) {
@@ -707,7 +755,7 @@ int cmd_chat(int argc, char **argv)
     }
 
     char err[512];
-    chat c = { .think = think, .n_predict = n_predict };
+    chat c = { .think = think };
     c.tty = isatty(STDIN_FILENO);
     c.color = isatty(STDERR_FILENO);
     g4_model_params mp = g4_model_default_params();
@@ -732,7 +780,8 @@ int cmd_chat(int argc, char **argv)
     if (g4_sampler_new(c.model, &sp, &c.smp, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
     c.kv = malloc((size_t)c.n_ctx * sizeof *c.kv);
     c.msgs = json_array();
-    if (!c.kv || !c.msgs) { cli_error(CMD, "out of memory"); goto done; }
+    bool guard_ok = guard_init(&c.guard, &gopt, c.model);
+    if (!c.kv || !c.msgs || !guard_ok) { cli_error(CMD, "out of memory"); goto done; }
     if (system && *system) json_array_append_new(c.msgs, make_msg("system", system));
 
     struct sigaction sa;
@@ -811,6 +860,7 @@ done:
     free(c.thought.p);
     free(c.toks);
     free(c.kv);
+    guard_free(&c.guard);
     json_decref(c.msgs);
     g4_sampler_free(c.smp);
     g4_context_free(c.ctx);

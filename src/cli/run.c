@@ -28,11 +28,10 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/guards.h"
 #include "gemma4.h"
 
 #define CMD "run"
-#define RG_MAX_PERIOD 512   /* longest repeated unit the guard looks for */
-#define RG_MIN_UNIT 8       /* units shorter than this count as this long */
 
 static void usage(FILE *f)
 {
@@ -58,21 +57,14 @@ static void usage(FILE *f)
         "  --presence-penalty F  0 = off (default 0)\n"
         "  --frequency-penalty F 0 = off (default 0)\n"
         "  --repeat-last-n N     tokens the penalties look at (default 64)\n"
-        "  --seed S              generator seed (default 12648430 = 0xC0FFEE)\n"
-        "loop guards:\n"
-        "  -n, --max-tokens N    stop after N generated tokens (default 2048; -1 = until the\n"
-        "                        context is full)\n"
-        "  --max-thinking N      close the thought after N thought tokens (default 1024;\n"
-        "                        -1 = no budget)\n"
-        "  --repeat-guard N      stop when the output ends with N repetitions of the same\n"
-        "                        unit of 1..%d tokens (units under %d tokens must fill\n"
-        "                        N x %d tokens); default 4, 'off' or 0 = off\n"
+        "  --seed S              generator seed (default 12648430 = 0xC0FFEE)\n");
+    guard_usage(f);
+    fprintf(f,
         "engine:\n"
         "  --ctx N               context positions (default min(model's, 4096))\n"
         "  -t, --threads N       worker threads (default: all CPUs)\n"
         "  --no-mmap             read the model into memory instead of mapping it\n"
-        "  --dump-ids FILE       also write the generated token ids to FILE (verification)\n",
-        RG_MAX_PERIOD, RG_MIN_UNIT, RG_MIN_UNIT);
+        "  --dump-ids FILE       also write the generated token ids to FILE (verification)\n");
 }
 
 static double now_s(void)
@@ -243,37 +235,6 @@ static void on_event(const g4_out_event *ev, void *user)
     }
 }
 
-/* ------------------------------------------------------------ guards */
-
-typedef struct {
-    int      reps;          /* 0 = off */
-    uint32_t *run;          /* run[p]: trailing positions equal to the one p back */
-    int32_t  *toks;
-    size_t   n, cap;
-} rep_guard;
-
-/* Appends a token; returns the period found, or 0. */
-static uint32_t rep_push(rep_guard *g, int32_t t)
-{
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 1024;
-        int32_t *nt = realloc(g->toks, cap * sizeof *nt);
-        if (!nt) return 0;
-        g->toks = nt;
-        g->cap = cap;
-    }
-    g->toks[g->n] = t;
-    uint32_t found = 0;
-    for (uint32_t p = 1; p <= RG_MAX_PERIOD; p++) {
-        if (p > g->n) { g->run[p] = 0; continue; }
-        g->run[p] = g->toks[g->n - p] == t ? g->run[p] + 1 : 0;
-        uint32_t unit = p < RG_MIN_UNIT ? RG_MIN_UNIT : p;
-        if (!found && g->reps > 0 && g->run[p] + p >= (uint32_t)g->reps * unit) found = p;
-    }
-    g->n++;
-    return found;
-}
-
 /* ------------------------------------------------------------ main */
 
 typedef struct {
@@ -306,12 +267,16 @@ int cmd_run(int argc, char **argv)
 {
     const char *model_path = NULL, *prompt_arg = NULL, *prompt_file = NULL, *system = NULL, *dump_ids = NULL;
     bool think = false, raw = false, mmap = true;
-    int64_t max_tokens = 2048, max_thinking = 1024, n_ctx = 0, threads = 0, last_n = 64, reps = 4, top_k = 64;
+    int64_t n_ctx = 0, threads = 0, last_n = 64, top_k = 64;
+    guard_opts gopt = guard_default_opts();
     uint64_t seed = 0xC0FFEE;
     g4_sampler_params sp = g4_sampler_default_params();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
 #define VAL() do { if (!(v = cli_value(CMD, argc, argv, &i))) return EXIT_USAGE; } while (0)
+        int gr = guard_parse_opt(CMD, &gopt, argc, argv, &i);
+        if (gr < 0) return EXIT_USAGE;
+        if (gr > 0) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--think")) think = true;
         else if (!strcmp(a, "--raw")) raw = true;
@@ -321,18 +286,10 @@ int cmd_run(int argc, char **argv)
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) { VAL(); prompt_file = v; }
         else if (!strcmp(a, "--system")) { VAL(); system = v; }
         else if (!strcmp(a, "--dump-ids")) { VAL(); dump_ids = v; }
-        else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) { VAL(); if (!cli_parse_i64(CMD, a, v, -1, INT32_MAX, &max_tokens)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--max-thinking")) { VAL(); if (!cli_parse_i64(CMD, a, v, -1, INT32_MAX, &max_thinking)) return EXIT_USAGE; }
         else if (!strcmp(a, "--ctx")) { VAL(); if (!cli_parse_i64(CMD, a, v, 1, 1 << 30, &n_ctx)) return EXIT_USAGE; }
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VAL(); if (!cli_parse_i64(CMD, a, v, 1, 1024, &threads)) return EXIT_USAGE; }
         else if (!strcmp(a, "--top-k")) { VAL(); if (!cli_parse_i64(CMD, a, v, 0, INT32_MAX, &top_k)) return EXIT_USAGE; }
         else if (!strcmp(a, "--repeat-last-n")) { VAL(); if (!cli_parse_i64(CMD, a, v, 0, 1 << 20, &last_n)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--repeat-guard")) {
-            VAL();
-            if (!strcmp(v, "off")) reps = 0;
-            else if (!cli_parse_i64(CMD, a, v, 0, 1 << 16, &reps)) return EXIT_USAGE;
-            else if (reps == 1) { cli_error(CMD, "--repeat-guard: 1 repetition is no repetition (use 2 or more, or off)"); return EXIT_USAGE; }
-        }
         else if (!strcmp(a, "--temp") || !strcmp(a, "--temperature")) { VAL(); if (!parse_f(a, v, 0, 1e6, &sp.temperature)) return EXIT_USAGE; }
         else if (!strcmp(a, "--top-p")) { VAL(); if (!parse_f(a, v, 0, 1, &sp.top_p)) return EXIT_USAGE; }
         else if (!strcmp(a, "--min-p")) { VAL(); if (!parse_f(a, v, 0, 1, &sp.min_p)) return EXIT_USAGE; }
@@ -378,9 +335,8 @@ int cmd_run(int argc, char **argv)
     gen g;
     memset(&g, 0, sizeof g);
     g.raw = raw;
-    rep_guard rg;
-    memset(&rg, 0, sizeof rg);
-    rg.reps = (int)reps;
+    guard gd;
+    memset(&gd, 0, sizeof gd);
 
     /* the text to tokenize */
     size_t text_len;
@@ -438,22 +394,14 @@ int cmd_run(int argc, char **argv)
     g.dt = g4_detok_new(m, true);
     g.piece_cap = g4_token_max_bytes(m) + 8;
     g.piece = malloc(g.piece_cap);
-    rg.run = calloc(RG_MAX_PERIOD + 1, sizeof *rg.run);
-    /* the thought markers, when they are single tokens; does the prompt
-     * end inside a thought (raw text ending with "<|channel>thought\n")? */
-    int32_t ch_open = -1, ch_close = -1, tmp[4];
-    size_t nt = 0;
-    if (g4_tokenize(m, "<|channel>", 10, false, true, tmp, 4, &nt, NULL, 0) == G4_OK && nt == 1) ch_open = tmp[0];
-    if (g4_tokenize(m, "<channel|>", 10, false, true, tmp, 4, &nt, NULL, 0) == G4_OK && nt == 1) ch_close = tmp[0];
-    bool in_thought = false;
-    for (size_t i = 0; i < n_prompt; i++) {
-        if (ids[i] == ch_open) in_thought = true;
-        else if (ids[i] == ch_close) in_thought = false;
-    }
+    /* does the prompt end inside a thought (raw text ending with
+     * "<|channel>thought\n")?  The guard's thought state says. */
+    bool guard_ok = guard_init(&gd, &gopt, m);
+    guard_reset(&gd, ids, n_prompt);
     g4_outparse_params opp = g4_outparse_default_params();
-    opp.start_in_thought = in_thought;
+    opp.start_in_thought = gd.in_thought;
     g.op = raw ? NULL : g4_outparse_new(&opp);
-    if (!g.dt || !g.piece || !rg.run || (!raw && !g.op)) { cli_error(CMD, "out of memory (or the model has no tokenizer)"); goto done; }
+    if (!g.dt || !g.piece || !guard_ok || (!raw && !g.op)) { cli_error(CMD, "out of memory (or the model has no tokenizer)"); goto done; }
     if (dump_ids && !(g.ids = fopen(dump_ids, "w"))) { cli_error(CMD, "cannot create '%s': %s", dump_ids, strerror(errno)); goto done; }
 
     /* prefill (g4_decode splits into n_batch chunks) */
@@ -464,14 +412,13 @@ int cmd_run(int argc, char **argv)
 
     /* generation */
     double t2 = now_s();
-    int64_t n_gen = 0, n_thought = 0;
     const char *stop = "end of generation";
     /* why generation stopped, printed after the last text so that it never
      * lands in the middle of an output line */
     char stop_msg[256] = "";
     for (;;) {
-        if (max_tokens >= 0 && n_gen >= max_tokens) {
-            snprintf(stop_msg, sizeof stop_msg, "gemma4 run: stopped at the token limit (-n %lld)\n", (long long)max_tokens);
+        if (guard_check(&gd) == GUARD_STOP_LIMIT) {
+            guard_message(&gd, GUARD_STOP_LIMIT, CMD, stop_msg, sizeof stop_msg);
             stop = "token limit";
             break;
         }
@@ -483,32 +430,25 @@ int cmd_run(int argc, char **argv)
         /* the token and, past the thinking budget, the forced close */
         int32_t feed[2] = { tok, -1 };
         uint32_t n_feed = 1;
-        if (tok == ch_open) { in_thought = true; n_thought = 0; }
-        else if (tok == ch_close) in_thought = false;
-        else if (in_thought && ++n_thought >= max_thinking && max_thinking >= 0 && ch_close >= 0) {
-            fprintf(stderr, "%sgemma4 run: thinking budget reached (--max-thinking %lld): closing the thought\n",
-                    g.out.in_thought ? "\n" : "", (long long)max_thinking);
-            feed[n_feed++] = ch_close;
-            in_thought = false;
+        guard_action act = guard_on_token(&gd, tok);
+        if (act == GUARD_CLOSE_THOUGHT) {
+            char msg[256];
+            fprintf(stderr, "%s%s", g.out.in_thought ? "\n" : "", guard_message(&gd, act, CMD, msg, sizeof msg));
+            feed[n_feed++] = gd.ch_close;
+            g4_sampler_accept(g.smp, gd.ch_close);
+            act = guard_on_token(&gd, gd.ch_close);
         }
         bool end = false;
-        uint32_t period = 0;
-        for (uint32_t i = 0; i < n_feed; i++) {
-            if (i > 0) g4_sampler_accept(g.smp, feed[i]);
-            n_gen++;
+        for (uint32_t i = 0; i < n_feed; i++)
             if (!emit(&g, feed[i])) end = true;
-            uint32_t pr = rep_push(&rg, feed[i]);
-            if (pr && !period) period = pr;
-        }
         if (end) { stop = "end marker"; break; }
-        if (period) {
+        if (act == GUARD_STOP_REPETITION) {
             close_thought(&g.out);
-            snprintf(stop_msg, sizeof stop_msg, "gemma4 run: stopped by the repetition guard: the last %u tokens repeat a unit of %u tokens"
-                            " (--repeat-guard %lld; 'off' disables it)\n",
-                    (unsigned)(rg.run[period] + period), period, (long long)reps);
+            guard_message(&gd, act, CMD, stop_msg, sizeof stop_msg);
             stop = "repetition guard";
             break;
         }
+        /* (GUARD_STOP_LIMIT: the check at the top of the loop) */
         if (g4_context_n_past(g.ctx) + n_feed > ctx_n) {
             close_thought(&g.out);
             snprintf(stop_msg, sizeof stop_msg, "gemma4 run: stopped: the context is full (%u positions; --ctx)\n", ctx_n);
@@ -534,7 +474,7 @@ int cmd_run(int argc, char **argv)
         g.ids = NULL;
     }
     fprintf(stderr, "gemma4 run: prompt %zu tokens, %.2f tok/s; generated %lld tokens, %.2f tok/s; load %.3f s; stop: %s\n",
-            n_prompt, t_prompt > 0 ? n_prompt / t_prompt : 0.0, (long long)n_gen, t_gen > 0 && n_gen ? n_gen / t_gen : 0.0,
+            n_prompt, t_prompt > 0 ? n_prompt / t_prompt : 0.0, (long long)gd.n_gen, t_gen > 0 && gd.n_gen ? gd.n_gen / t_gen : 0.0,
             t_load, stop);
     rc = 0;
 done:
@@ -542,8 +482,7 @@ done:
     g4_outparse_free(g.op);
     g4_detok_free(g.dt);
     free(g.piece);
-    free(rg.run);
-    free(rg.toks);
+    guard_free(&gd);
     g4_sampler_free(g.smp);
     g4_context_free(g.ctx);
     g4_model_free(m);

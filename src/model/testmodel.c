@@ -39,6 +39,7 @@
  *    <|audio> 256000, <|image|> 258880 ... <|video|> 258884).  Below 512 the
  *    15 specials are packed at ids 0..14 in the order of k_specials.
  */
+#include "kernels/rng.h"
 #include "model/testmodel.h"
 
 #include <errno.h>
@@ -650,43 +651,16 @@ fail:
 
 /* ------------------------------------------------------------------ PRNG */
 
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t splitmix_next(uint64_t *x)
-{
-    *x += 0x9e3779b97f4a7c15ULL;
-    return mix64(*x);
-}
-
-typedef struct { uint64_t s[4]; } rng_t;
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static inline uint64_t rng_next(rng_t *r)
-{
-    uint64_t *s = r->s;
-    const uint64_t result = rotl(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
+typedef g4_rng rng_t;
+#define mix64 g4_mix64
+#define rng_next g4_rng_next
 
 /* The stream of row `row` of tensor number `stream`. */
 static void rng_seed(rng_t *r, uint64_t seed, uint64_t stream, uint64_t row)
 {
     uint64_t k = mix64(mix64(mix64(seed ^ 0x6a09e667f3bcc909ULL) ^ stream) ^ row);
     for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix_next(&k);
+        r->s[i] = g4_splitmix64(&k);
 }
 
 /* Approximately N(0,1): sum of four 16-bit uniforms, centred and scaled. */

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "gemma4.h"
+#include "kernels/rng.h"
 #include "model/model.h"
 
 #define G4_SAMPLER_MAX_LAST_N (1 << 20)
@@ -42,7 +43,7 @@ struct g4_sampler {
     uint32_t hist_n, hist_pos;
     int32_t *hist_tmp;      /* sorted copy, to group repeats */
 
-    uint64_t rng[4];
+    g4_rng   rng;
 
     float   *work;          /* n_vocab adjusted logits */
     int32_t *ids;           /* candidate ids */
@@ -61,36 +62,13 @@ struct g4_sampler {
 
 /* ------------------------------------------------------------------ PRNG */
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(uint64_t s[4])
-{
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
 static void rng_seed(g4_sampler *s)
 {
-    uint64_t x = s->p.seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+    g4_rng_seed(&s->rng, s->p.seed);
 }
 
 /* Uniform in [0, 1) with 53 random bits. */
-static double rng_uniform(g4_sampler *s) { return (double)(xoshiro_next(s->rng) >> 11) * 0x1.0p-53; }
+static double rng_uniform(g4_sampler *s) { return (double)(g4_rng_next(&s->rng) >> 11) * 0x1.0p-53; }
 
 /* ------------------------------------------------------------ parameters */
 
