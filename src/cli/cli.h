@@ -19,6 +19,7 @@ int64_t cli_parse_tokens(const char *cmd, const char *what, const char *text, in
 /* Whole file into a NUL-terminated buffer; NULL with an error printed. */
 char *cli_read_file(const char *cmd, const char *path, uint64_t max_bytes);
 
+int cmd_bench(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);

@@ -23,7 +23,7 @@ static const command commands[] = {
     { "serve", NULL, "OpenAI-compatible HTTP server", "the server work" },
     { "transcribe", NULL, "speech to text", "the audio input work" },
     { "mmembed", NULL, "image/audio soft-token embeddings (verification)", "the multimodal work" },
-    { "bench", NULL, "prompt/generation speed", "the CPU speed work" },
+    { "bench", cmd_bench, "prompt/generation speed (pp/tg tokens/s, load time, peak RSS)", NULL },
     { "quantize", cmd_quantize, "convert a GGUF to another weight type", "the CPU speed work" },
 };
 

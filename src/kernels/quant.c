@@ -37,6 +37,7 @@
  * too instead of relying on UB.
  */
 #include "kernels/quant.h"
+#include "kernels/dispatch.h"
 
 #include <float.h>
 #include <math.h>
@@ -1219,7 +1220,7 @@ static void act_q8_01(const float *x, void *dst, int64_t nb, bool with_sum)
     }
 }
 
-void g4_quantize_act(uint32_t vdt, const float *x, void *dst, int64_t n)
+void g4_quantize_act_scalar(uint32_t vdt, const float *x, void *dst, int64_t n)
 {
     if (n <= 0)
         return;
@@ -1510,7 +1511,7 @@ static float vd_f32(const float *x, const float *y, int64_t n)
     return (float)s;
 }
 
-float g4_vec_dot(uint32_t type, const void *w, const void *a, int64_t n)
+float g4_vec_dot_scalar(uint32_t type, const void *w, const void *a, int64_t n)
 {
     const g4_type_traits *t = g4_type_get(type);
     if (!t || g4_vec_dot_type(type) == G4_TYPE_NONE)
@@ -1534,4 +1535,31 @@ float g4_vec_dot(uint32_t type, const void *w, const void *a, int64_t n)
     case G4_TYPE_Q6_K: return vd_q6_K(w, a, nb);
     default:           return NAN;
     }
+}
+
+/* ------------------------------------------------------- dispatch */
+
+/* The SIMD kernels of the active CPU level (kernels/dispatch.h); a NULL
+ * entry (no kernel for that type at that level, or a scalar build) runs the
+ * scalar twin above. */
+void g4_quantize_act(uint32_t vdt, const float *x, void *dst, int64_t n)
+{
+    if (n > 0 && vdt < G4_TYPE_COUNT_) {
+        const g4_quantize_act_fn f = g4_dispatch_active.quantize_act[vdt];
+        if (f) {
+            f(x, dst, n);
+            return;
+        }
+    }
+    g4_quantize_act_scalar(vdt, x, dst, n);
+}
+
+float g4_vec_dot(uint32_t type, const void *w, const void *a, int64_t n)
+{
+    if (n > 0 && type < G4_TYPE_COUNT_) {
+        const g4_vec_dot_fn f = g4_dispatch_active.vec_dot[type];
+        if (f)
+            return f(w, a, n);
+    }
+    return g4_vec_dot_scalar(type, w, a, n);
 }

@@ -106,6 +106,13 @@ void  g4_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 uint32_t g4_vec_dot_type(uint32_t type);
 void     g4_quantize_act(uint32_t vdt, const float *x, void *dst, int64_t n);
 float    g4_vec_dot(uint32_t type, const void *w_row, const void *act_row, int64_t n);
+/* The scalar twins: the reference implementations described above.
+ * g4_vec_dot / g4_quantize_act run the SIMD kernel of the active CPU level
+ * (kernels/dispatch.h) when there is one: g4_quantize_act's output is the
+ * same bytes; g4_vec_dot's integer block sums are the same, its float
+ * accumulation order is not (within 1e-6 of the magnitude sum|terms|). */
+float    g4_vec_dot_scalar(uint32_t type, const void *w_row, const void *act_row, int64_t n);
+void     g4_quantize_act_scalar(uint32_t vdt, const float *x, void *dst, int64_t n);
 /* Bytes of one activation row of n elements for weight type `type`
  * (g4_row_size of its vec_dot_type); false as g4_row_size. */
 bool     g4_act_row_size(uint32_t type, uint64_t n, uint64_t *bytes);

@@ -46,6 +46,16 @@
  *                      float32, fed through llama_batch.embd instead of token
  *                      ids (the rows replace the token embedding lookup, so
  *                      for Gemma they are NOT multiplied by sqrt(n_embd)).
+ *   --bench            speed, measured like llama-bench and like `gemma4
+ *                      bench`: pp = -p N random ids (fixed seed, the same
+ *                      generator and seed as gemma4 bench) decoded in --batch
+ *                      chunks from an empty cache; tg = -n M random ids one
+ *                      per llama_decode call from an empty cache; one warm-up
+ *                      pass (a batch of pp, one tg step), then -r repetitions.
+ *                      Prints one JSON object on stdout: load_s (model load,
+ *                      incl. llama.cpp's weight repacking), ctx_s, pp and tg
+ *                      {n_tokens, tps_mean, tps_sd, tps[]} (null when 0),
+ *                      threads, batch, kv, reps, peak_rss_bytes (getrusage).
  *
  * Output file: raw little-endian float32, row-major [rows][n_vocab].
  * Exit status: 0 ok, 1 error (incl. ABI mismatch), 3 non-finite logits (the
@@ -62,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -236,6 +247,8 @@ static struct {
     int32_t (*decode)(struct lr_context *c, struct lr_batch b);
     float *(*get_logits_ith)(struct lr_context *c, int32_t i);
     void (*synchronize)(struct lr_context *c);
+    void *(*get_memory)(struct lr_context *c);          /* --bench only */
+    void (*memory_clear)(void *mem, bool data);         /* --bench only */
 } L;
 
 static void *need_sym(const char *name) {
@@ -483,8 +496,9 @@ struct opts {
     const char *tokens, *tokens_file, *embd_file;
     const char *tok_text, *tok_file, *tok_jsonl;
     bool tokenize, add_special, parse_special, pieces;
-    bool all, step;
+    bool all, step, bench;
     int batch, ubatch, ctx, threads, fa, kv;
+    int n_prompt, n_gen, reps; /* --bench */
 };
 
 static void usage(FILE *f) {
@@ -508,6 +522,11 @@ static void usage(FILE *f) {
         "  --kv f32|f16|bf16|q8_0  KV cache type (default f16, llama.cpp's default)\n"
         "  --fa on|off|auto    flash attention (default auto, llama.cpp's default)\n"
         "  --threads N         threads (default: all online CPUs)\n"
+        "bench mode (prints one JSON object):\n"
+        "  --bench             pp/tg speed with random ids, like llama-bench (no input needed)\n"
+        "  -p, --n-prompt N    prompt tokens, in --batch chunks (default 512; 0 = skip)\n"
+        "  -n, --n-gen N       generated tokens, one per call (default 128; 0 = skip)\n"
+        "  -r, --reps N        repetitions after one warm-up pass (default 3)\n"
         "tokenizer mode:\n"
         "  --tokenize TEXT     print the ids of TEXT on one line, comma-separated\n"
         "  --tokenize-file F   the same for the bytes of file F\n"
@@ -528,6 +547,9 @@ static void parse_args(int argc, char **argv, struct opts *o) {
     o->batch = 512;
     o->fa = LR_FA_AUTO;
     o->kv = LR_TYPE_F16;
+    o->n_prompt = 512;
+    o->n_gen = 128;
+    o->reps = 3;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = ncpu > 0 ? (int)ncpu : 1;
     for (int i = 1; i < argc; i++) {
@@ -548,6 +570,10 @@ static void parse_args(int argc, char **argv, struct opts *o) {
         else if (!strcmp(a, "--pieces")) o->pieces = true;
         else if (!strcmp(a, "--all")) o->all = true;
         else if (!strcmp(a, "--step")) o->step = true;
+        else if (!strcmp(a, "--bench")) o->bench = true;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) o->n_prompt = parse_int(VAL(), a, 0, 1 << 20);
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) o->n_gen = parse_int(VAL(), a, 0, 1 << 20);
+        else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) o->reps = parse_int(VAL(), a, 1, 1000);
         else if (!strcmp(a, "--batch")) o->batch = parse_int(VAL(), a, 1, 1 << 20);
         else if (!strcmp(a, "--ubatch")) o->ubatch = parse_int(VAL(), a, 1, 1 << 20);
         else if (!strcmp(a, "--ctx")) o->ctx = parse_int(VAL(), a, 1, 1 << 24);
@@ -579,7 +605,10 @@ static void parse_args(int argc, char **argv, struct opts *o) {
         die("no llama.cpp library folder: give --lib DIR or set G4_LLAMA_LIB "
             "(scripts/get-llama-oracle.sh installs it and prints the folder)");
     int inputs = (o->tokens != NULL) + (o->tokens_file != NULL) + (o->embd_file != NULL);
-    if (o->tokenize) {
+    if (o->bench) {
+        if (o->tokenize || inputs || o->out) die("--bench takes no input, no -o and no --tokenize");
+        if (!o->n_prompt && !o->n_gen) die("--bench: -p and -n are both 0, nothing to measure");
+    } else if (o->tokenize) {
         if ((o->tok_text != NULL) + (o->tok_file != NULL) + (o->tok_jsonl != NULL) != 1)
             die("give only one of --tokenize, --tokenize-file and --tokenize-jsonl");
         if (inputs || o->out) die("--tokenize prints ids; it takes no other input or -o");
@@ -898,6 +927,127 @@ static int run_logits(const struct opts *o) {
     return n_bad ? 3 : 0;
 }
 
+/* --bench: the same id stream as gemma4 bench (splitmix64, same seed) */
+static uint64_t bench_rand(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Decodes ids[0..n) from an empty cache, `step` per llama_decode call, only
+ * the last token's logits requested; returns the seconds taken. */
+static double bench_decode(struct lr_context *ctx, struct lr_batch *b, const lr_token *ids, int n, int step) {
+    L.memory_clear(L.get_memory(ctx), true);
+    double t0 = now_s();
+    for (int start = 0; start < n; start += step) {
+        int m = n - start < step ? n - start : step;
+        b->n_tokens = m;
+        b->token = (lr_token *)ids + start;
+        for (int i = 0; i < m; i++) {
+            b->pos[i] = start + i;
+            b->logits[i] = (int8_t)(i == m - 1);
+        }
+        int32_t rc = L.decode(ctx, *b);
+        if (rc != 0) die("llama_decode returned %d at position %d", rc, start);
+    }
+    L.synchronize(ctx);
+    return now_s() - t0;
+}
+
+static void bench_json_test(const char *key, int n, const double *tps, int reps) {
+    printf("  \"%s\": ", key);
+    if (!n) {
+        printf("null,\n");
+        return;
+    }
+    double mean = 0, q = 0;
+    for (int i = 0; i < reps; i++) mean += tps[i];
+    mean /= reps;
+    for (int i = 0; i < reps; i++) q += (tps[i] - mean) * (tps[i] - mean);
+    printf("{\"n_tokens\": %d, \"tps_mean\": %.4f, \"tps_sd\": %.4f, \"tps\": [", n, mean,
+           reps > 1 ? sqrt(q / (reps - 1)) : 0.0);
+    for (int i = 0; i < reps; i++) printf("%s%.4f", i ? ", " : "", tps[i]);
+    printf("]},\n");
+}
+
+static int run_bench(const struct opts *o) {
+    *(void **)(&L.get_memory) = need_sym("llama_get_memory");
+    *(void **)(&L.memory_clear) = need_sym("llama_memory_clear");
+    double t0 = now_s();
+    struct lr_model *model = load_model(o->model, false);
+    double load_s = now_s() - t0;
+    const int n_vocab = L.vocab_n_tokens(L.model_get_vocab(model));
+    if (n_vocab <= 0) die("model reports n_vocab %d", n_vocab);
+
+    const int n = o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen;
+    struct lr_cp_room cp = L.context_default_params();
+    cp.p.n_ctx = (uint32_t)(o->ctx ? o->ctx : n);
+    if ((int)cp.p.n_ctx < n) die("--ctx %d is smaller than %d tokens", o->ctx, n);
+    cp.p.n_batch = (uint32_t)o->batch;
+    cp.p.n_ubatch = (uint32_t)o->ubatch;
+    cp.p.n_threads = o->threads;
+    cp.p.n_threads_batch = o->threads;
+    cp.p.flash_attn_type = o->fa;
+    cp.p.type_k = o->kv;
+    cp.p.type_v = o->kv;
+    cp.p.no_perf = true;
+    t0 = now_s();
+    struct lr_context *ctx = L.init_from_model(model, cp);
+    if (!ctx) die("llama_init_from_model failed (run with -v for llama.cpp's log)");
+    double ctx_s = now_s() - t0;
+
+    lr_token *ids = malloc((size_t)n * sizeof *ids);
+    const int cap = o->batch < n ? o->batch : n;
+    struct lr_batch b;
+    memset(&b, 0, sizeof b);
+    lr_seq_id seq0 = 0;
+    b.pos = malloc((size_t)cap * sizeof *b.pos);
+    b.n_seq_id = malloc((size_t)cap * sizeof *b.n_seq_id);
+    b.seq_id = malloc((size_t)cap * sizeof *b.seq_id);
+    b.logits = malloc((size_t)cap);
+    double *pp = calloc((size_t)o->reps, sizeof *pp), *tg = calloc((size_t)o->reps, sizeof *tg);
+    if (!ids || !b.pos || !b.n_seq_id || !b.seq_id || !b.logits || !pp || !tg) die("out of memory");
+    for (int i = 0; i < cap; i++) {
+        b.n_seq_id[i] = 1;
+        b.seq_id[i] = &seq0;
+    }
+    uint64_t seed = 0x5EEDBE7CULL; /* = BENCH_SEED of src/cli/bench.c */
+    for (int i = 0; i < n; i++) ids[i] = (lr_token)(bench_rand(&seed) % (uint64_t)n_vocab);
+
+    if (o->n_prompt) bench_decode(ctx, &b, ids, o->n_prompt < o->batch ? o->n_prompt : o->batch, o->batch);
+    if (o->n_gen) bench_decode(ctx, &b, ids, 1, 1);
+    for (int r = 0; r < o->reps; r++) {
+        if (o->n_prompt) {
+            double dt = bench_decode(ctx, &b, ids, o->n_prompt, o->batch);
+            pp[r] = o->n_prompt / (dt > 0 ? dt : 1e-9);
+        }
+        if (o->n_gen) {
+            double dt = bench_decode(ctx, &b, ids, o->n_gen, 1);
+            tg[r] = o->n_gen / (dt > 0 ? dt : 1e-9);
+        }
+    }
+    struct rusage ru;
+    uint64_t rss = getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
+    const char *kv = o->kv == LR_TYPE_F32 ? "f32" : o->kv == LR_TYPE_F16 ? "f16" : o->kv == LR_TYPE_BF16 ? "bf16" : "q8_0";
+    printf("{\n  \"engine\": \"llama.cpp %s\",\n  \"load_s\": %.6f,\n  \"ctx_s\": %.6f,\n", L.version(), load_s, ctx_s);
+    printf("  \"threads\": %d,\n  \"batch\": %d,\n  \"kv\": \"%s\",\n  \"reps\": %d,\n", o->threads, o->batch, kv, o->reps);
+    bench_json_test("pp", o->n_prompt, pp, o->reps);
+    bench_json_test("tg", o->n_gen, tg, o->reps);
+    printf("  \"peak_rss_bytes\": %llu\n}\n", (unsigned long long)rss);
+
+    free(pp);
+    free(tg);
+    free(b.pos);
+    free(b.n_seq_id);
+    free(b.seq_id);
+    free(b.logits);
+    free(ids);
+    L.free_ctx(ctx);
+    L.model_free(model);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct opts o;
     parse_args(argc, argv, &o);
@@ -906,7 +1056,7 @@ int main(int argc, char **argv) {
     check_abi();
     L.load_backends(o.lib);
     L.backend_init();
-    int rc = o.tokenize ? run_tokenize(&o) : run_logits(&o);
+    int rc = o.bench ? run_bench(&o) : o.tokenize ? run_tokenize(&o) : run_logits(&o);
     L.backend_free();
     return rc;
 }

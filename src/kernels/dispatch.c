@@ -1,0 +1,125 @@
+/*
+ * dispatch.c - see dispatch.h.
+ */
+#include "kernels/dispatch.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#define G4_X86 1
+#endif
+
+g4_kernel_table g4_dispatch_active;
+
+static g4_kernel_table level_tables[G4_CPU_LEVELS];  /* [0] stays all NULL */
+static int detected = G4_CPU_SCALAR, active = G4_CPU_SCALAR;
+static bool probed;
+
+#ifdef G4_X86
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static int probe_x86(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return G4_CPU_SCALAR;
+    const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+    if (!(osxsave && avx && fma && f16c))
+        return G4_CPU_SCALAR;
+    const uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6)              /* XMM and YMM state */
+        return G4_CPU_SCALAR;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return G4_CPU_SCALAR;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!(b & (1u << 5)))                 /* AVX2 */
+        return G4_CPU_SCALAR;
+    const bool f512 = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31), vnni = c & (1u << 11);
+    if (f512 && bw && vl && vnni && (xcr0 & 0xe0) == 0xe0)  /* opmask, ZMM state */
+        return G4_CPU_AVX512;
+    return G4_CPU_AVX2;
+}
+#endif
+
+static int parse_level(const char *s)
+{
+    for (int l = 0; l < G4_CPU_LEVELS; l++)
+        if (strcmp(s, g4_cpu_level_name(l)) == 0)
+            return l;
+    return -1;
+}
+
+static void probe(void)
+{
+    if (probed)
+        return;
+    probed = true;
+#ifdef G4_X86
+    detected = probe_x86();
+    for (int l = G4_CPU_AVX2; l <= detected; l++)
+        g4_simd_x86_fill(l, &level_tables[l]);
+#endif
+    active = detected;
+    const char *env = getenv("G4_CPU");
+    if (env && *env) {
+        const int want = parse_level(env);
+        if (want < 0)
+            fprintf(stderr, "gemma4: G4_CPU=%s: unknown level (scalar, avx2, avx512); using %s\n", env,
+                    g4_cpu_level_name(detected));
+        else if (want > detected)
+            fprintf(stderr, "gemma4: G4_CPU=%s: this CPU lacks it; using %s\n", env, g4_cpu_level_name(detected));
+        else
+            active = want;
+    }
+    /* the active table: each type's kernel from the highest level <= active */
+    for (int l = G4_CPU_AVX2; l <= active; l++) {
+        for (int i = 0; i < 64; i++) {
+            if (level_tables[l].vec_dot[i])
+                g4_dispatch_active.vec_dot[i] = level_tables[l].vec_dot[i];
+            if (level_tables[l].quantize_act[i])
+                g4_dispatch_active.quantize_act[i] = level_tables[l].quantize_act[i];
+        }
+    }
+}
+
+/* Runs before main (and before any thread exists), so the table is written
+ * once and only read afterwards. */
+__attribute__((constructor)) static void probe_at_start(void) { probe(); }
+
+int g4_cpu_detected(void) { probe(); return detected; }
+int g4_cpu_level(void) { probe(); return active; }
+
+const char *g4_cpu_level_name(int level)
+{
+    switch (level) {
+    case G4_CPU_SCALAR: return "scalar";
+    case G4_CPU_AVX2:   return "avx2";
+    case G4_CPU_AVX512: return "avx512";
+    default:            return "?";
+    }
+}
+
+g4_vec_dot_fn g4_kernel_vec_dot(int level, uint32_t type)
+{
+    probe();
+    if (level < 0 || level >= G4_CPU_LEVELS || type >= 64)
+        return NULL;
+    return level_tables[level].vec_dot[type];
+}
+
+g4_quantize_act_fn g4_kernel_quantize_act(int level, uint32_t vdt)
+{
+    probe();
+    if (level < 0 || level >= G4_CPU_LEVELS || vdt >= 64)
+        return NULL;
+    return level_tables[level].quantize_act[vdt];
+}

@@ -1,0 +1,58 @@
+/*
+ * dispatch.h - run-time choice of SIMD kernels for g4_vec_dot and
+ * g4_quantize_act (kernels/quant.h).
+ *
+ * The CPU is probed once, at program start (cpuid + xgetbv: the instruction
+ * sets and the OS's saving of their registers), and the best level it runs
+ * becomes the active one:
+ *
+ *   scalar  the reference C of quant.c (every build, every CPU)
+ *   avx2    x86-64 with AVX2 + FMA + F16C (Haswell and later)
+ *   avx512  avx2 plus AVX-512 F/BW/VL/VNNI (Ice Lake, Sapphire Rapids, Zen 4)
+ *
+ * The environment variable G4_CPU=scalar|avx2|avx512 forces a lower level
+ * (for tests and benchmarks).  Asking for a level the CPU lacks keeps the
+ * detected one and prints a warning on stderr; so does an unknown value.
+ *
+ * The SIMD kernels (kernels/simd_x86.c) are compiled with per-function target
+ * attributes, so the binary itself runs on any x86-64; on other
+ * architectures that file is empty and only the scalar level exists.
+ *
+ * A level's table holds only the kernels written for it; a type without one
+ * at the active level uses the next lower level's kernel, then scalar.
+ */
+#ifndef G4_DISPATCH_H
+#define G4_DISPATCH_H
+
+#include <stdint.h>
+
+enum { G4_CPU_SCALAR = 0, G4_CPU_AVX2 = 1, G4_CPU_AVX512 = 2, G4_CPU_LEVELS = 3 };
+
+/* dot of a weight row of one type with an activation row in its
+ * vec_dot_type; n > 0, a multiple of the block size */
+typedef float (*g4_vec_dot_fn)(const void *w_row, const void *act_row, int64_t n);
+/* g4_quantize_act for one vec_dot_type; n > 0, a multiple of its block size */
+typedef void (*g4_quantize_act_fn)(const float *x, void *dst, int64_t n);
+
+typedef struct {
+    g4_vec_dot_fn      vec_dot[64];      /* by weight type id */
+    g4_quantize_act_fn quantize_act[64]; /* by vec_dot_type id */
+} g4_kernel_table;
+
+/* The active kernels (with fallbacks filled in); all NULL before the
+ * start-up probe, which g4_vec_dot/g4_quantize_act treat as scalar. */
+extern g4_kernel_table g4_dispatch_active;
+
+int         g4_cpu_detected(void);  /* best level this CPU and build support */
+int         g4_cpu_level(void);     /* the active level (G4_CPU applied) */
+const char *g4_cpu_level_name(int level);
+
+/* The kernel written for exactly this level (no fallback), or NULL: none
+ * for that type, or the CPU lacks the level.  For tests and benchmarks. */
+g4_vec_dot_fn      g4_kernel_vec_dot(int level, uint32_t type);
+g4_quantize_act_fn g4_kernel_quantize_act(int level, uint32_t vdt);
+
+/* simd_x86.c: fills the entries it has for `level` (AVX2 or AVX512) */
+void g4_simd_x86_fill(int level, g4_kernel_table *t);
+
+#endif
