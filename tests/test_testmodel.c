@@ -18,6 +18,7 @@
 #include "model/testmodel.h"
 #include "testutil.h"
 
+#include "cli/util.c"
 #include "cli/cmd_make_test_model.c"
 
 static char g_dir[256];

@@ -52,13 +52,6 @@ static void usage(FILE *f)
         "Exit status: 0 ok, 1 model or decode error, 2 bad option.\n");
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* splitmix64: a fixed, portable id stream */
 static uint64_t next_rand(uint64_t *s)
 {
@@ -96,7 +89,7 @@ static double timed_decode(g4_context *ctx, const int32_t *ids, int64_t n, int64
 {
     char err[512];
     g4_kv_clear(ctx);
-    double t0 = now_s();
+    double t0 = cli_now_s();
     for (int64_t i = 0; i < n; i += step) {
         int64_t m = n - i < step ? n - i : step;
         g4_status st = g4_decode(ctx, ids + i, (uint32_t)m, false, err, sizeof err);
@@ -105,7 +98,7 @@ static double timed_decode(g4_context *ctx, const int32_t *ids, int64_t n, int64
             return -1;
         }
     }
-    return now_s() - t0;
+    return cli_now_s() - t0;
 }
 
 static void json_string(const char *s)
@@ -180,9 +173,9 @@ int cmd_bench(int argc, char **argv)
     g4_model_params mp = g4_model_default_params();
     mp.n_threads = (int)threads;
     g4_model *model = NULL;
-    double t0 = now_s();
+    double t0 = cli_now_s();
     if (g4_model_load(path, &mp, &model, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); return 1; }
-    double load_s = now_s() - t0;
+    double load_s = cli_now_s() - t0;
 
     g4_model_info in;
     g4_model_get_info(model, &in);

@@ -343,13 +343,6 @@ static void on_event(const g4_out_event *ev, void *user)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Decodes `n` tokens after the cache, in chunks of n_batch so that Ctrl-C
  * is seen between chunks.  0 ok, 1 interrupted, -1 error (printed). */
 static int decode_tokens(chat *c, const int32_t *t, uint32_t n)
@@ -458,9 +451,9 @@ static int run_turn(chat *c)
     uint32_t n_new = (uint32_t)c->n_toks - p;
 
     g_interrupted = 0;
-    double t0 = now_s();
+    double t0 = cli_now_s();
     int r = decode_tokens(c, c->toks + p, n_new);
-    double t1 = now_s();
+    double t1 = cli_now_s();
     if (r != 0) {
         if (r > 0) {
             g_interrupted = 0;
@@ -548,7 +541,7 @@ static int run_turn(chat *c)
     if (g4_detok_flush(dt, buf, bcap, &n) == G4_OK && n) g4_outparse_push(op, buf, n, on_event, c);
     g4_outparse_finish(op, on_event, c);
     thought_close(c);
-    double t2 = now_s();
+    double t2 = cli_now_s();
     fputc('\n', stdout);
     fflush(stdout);
     fputs(stop_msg, stderr);

@@ -16,6 +16,8 @@ bool cli_parse_i64(const char *cmd, const char *opt, const char *s, int64_t lo, 
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 /* Parse "2,651,1000" / whitespace separated ids.  Returns count or -1. */
 int64_t cli_parse_tokens(const char *cmd, const char *what, const char *text, int32_t **out);
+/* Monotonic clock in seconds, for the timings the commands print. */
+double cli_now_s(void);
 /* Whole file into a NUL-terminated buffer; NULL with an error printed. */
 char *cli_read_file(const char *cmd, const char *path, uint64_t max_bytes);
 

@@ -131,19 +131,12 @@ typedef struct {
     int    last_pct;
 } progress_state;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void on_progress(void *user, uint64_t done, uint64_t total, const char *tensor)
 {
     progress_state *ps = user;
     if (ps->quiet || total < ((uint64_t)256 << 20))
         return; /* small models: no progress lines */
-    double t = now_s();
+    double t = cli_now_s();
     int pct = (int)(100.0 * (double)done / (double)total);
     if (done < total && t - ps->last < 30.0 && pct < ps->last_pct + 10)
         return;
@@ -265,7 +258,7 @@ int g4_cmd_make_test_model(int argc, char **argv)
         return 2;
     }
 
-    ps.t0 = ps.last = now_s();
+    ps.t0 = ps.last = cli_now_s();
     p.progress = on_progress;
     p.progress_user = &ps;
     if (g4_make_test_model(&p, out, err, sizeof err)) {
@@ -280,6 +273,6 @@ int g4_cmd_make_test_model(int argc, char **argv)
                                     ? "q6_k" : g4_tm_type_name(p.type);
     printf("wrote %s: %u layers, embd %u, vocab %u, type %s (token_embd %s), %.2f MiB, %.1f s\n",
            out, p.n_layer, p.n_embd, p.n_vocab, g4_tm_type_name(p.type), etn, mib,
-           now_s() - ps.t0);
+           cli_now_s() - ps.t0);
     return 0;
 }

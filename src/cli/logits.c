@@ -25,13 +25,6 @@ static void usage(FILE *f)
                "             rounding them to 8-bit blocks / f16 as llama.cpp does (slower)\n");
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int cmd_logits(int argc, char **argv)
 {
     const char *C = "logits";
@@ -87,9 +80,9 @@ int cmd_logits(int argc, char **argv)
     g4_model_params mp = g4_model_default_params();
     mp.use_mmap = mmap;
     mp.n_threads = (int)threads;
-    double t0 = now_s();
+    double t0 = cli_now_s();
     if (g4_model_load(model_path, &mp, &m, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
-    double t_load = now_s() - t0;
+    double t_load = cli_now_s() - t0;
     g4_model_info info;
     g4_model_get_info(m, &info);
     if (n_ctx == 0) n_ctx = n;
@@ -101,9 +94,9 @@ int cmd_logits(int argc, char **argv)
     cp.kv_type = kv;
     cp.f32_activations = f32_act;
     if (g4_context_new(m, &cp, &ctx, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
-    t0 = now_s();
+    t0 = cli_now_s();
     if (g4_decode(ctx, ids, (uint32_t)n, all, err, sizeof err) != G4_OK) { cli_error(C, "%s", err); goto done; }
-    double t_decode = now_s() - t0;
+    double t_decode = cli_now_s() - t0;
     out = fopen(out_path, "wb");
     if (!out) { cli_error(C, "cannot create '%s': %s", out_path, strerror(errno)); goto done; }
     uint32_t rows = all ? (uint32_t)n : 1;

@@ -55,13 +55,6 @@ static void usage(FILE *f)
         "OUT is written as OUT.tmp and renamed when complete; on failure nothing is left.\n");
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 typedef struct {
     bool   tty;
     bool   quiet;
@@ -88,7 +81,7 @@ static void on_progress(void *user, uint64_t done, uint64_t total, uint64_t i_te
         return;
     }
     int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
-    double t = now_s();
+    double t = cli_now_s();
     if (ps->drawn && t - ps->last < 0.1)
         return;   /* at most 10 redraws a second */
     ps->last = t;
@@ -177,7 +170,7 @@ int cmd_quantize(int argc, char **argv)
     p.note = on_note;
     p.note_user = &ps;
 
-    double t0 = now_s();
+    double t0 = cli_now_s();
     char err[640];
     if (g4_quantize_file(&p, pos[0], pos[1], err, sizeof err)) {
         clear_line(&ps);
@@ -186,6 +179,6 @@ int cmd_quantize(int argc, char **argv)
     }
     clear_line(&ps);
     fprintf(stderr, "gemma4 quantize: wrote %s (%s): %.2f MiB -> %.2f MiB in %.1f s\n", pos[1],
-            g4_quantize_ftype_name(p.ftype), mib(pos[0]), mib(pos[1]), now_s() - t0);
+            g4_quantize_ftype_name(p.ftype), mib(pos[0]), mib(pos[1]), cli_now_s() - t0);
     return 0;
 }

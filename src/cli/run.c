@@ -67,13 +67,6 @@ static void usage(FILE *f)
         "  --dump-ids FILE       also write the generated token ids to FILE (verification)\n");
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static bool parse_f(const char *opt, const char *s, double lo, double hi, float *out)
 {
     char *end;
@@ -359,12 +352,12 @@ int cmd_run(int argc, char **argv)
         text_len = strlen(text);
     }
 
-    double t0 = now_s();
+    double t0 = cli_now_s();
     g4_model_params mp = g4_model_default_params();
     mp.use_mmap = mmap;
     mp.n_threads = (int)threads;
     if (g4_model_load(model_path, &mp, &m, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
-    double t_load = now_s() - t0;
+    double t_load = cli_now_s() - t0;
 
     if (g4_sampler_new(m, &sp, &g.smp, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); rc = EXIT_USAGE; goto done; }
 
@@ -405,13 +398,13 @@ int cmd_run(int argc, char **argv)
     if (dump_ids && !(g.ids = fopen(dump_ids, "w"))) { cli_error(CMD, "cannot create '%s': %s", dump_ids, strerror(errno)); goto done; }
 
     /* prefill (g4_decode splits into n_batch chunks) */
-    double t1 = now_s();
+    double t1 = cli_now_s();
     if (g4_decode(g.ctx, ids, (uint32_t)n_prompt, false, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
-    double t_prompt = now_s() - t1;
+    double t_prompt = cli_now_s() - t1;
     for (size_t i = 0; i < n_prompt; i++) g4_sampler_accept(g.smp, ids[i]);
 
     /* generation */
-    double t2 = now_s();
+    double t2 = cli_now_s();
     const char *stop = "end of generation";
     /* why generation stopped, printed after the last text so that it never
      * lands in the middle of an output line */
@@ -467,7 +460,7 @@ int cmd_run(int argc, char **argv)
     close_thought(&g.out);
     if (g.out.n_out && g.out.last_out != '\n') out_write(&g.out, "\n", 1);
     fputs(stop_msg, stderr);
-    double t_gen = now_s() - t2;
+    double t_gen = cli_now_s() - t2;
     if (g.ids) {
         fputc('\n', g.ids);
         if (fclose(g.ids) != 0) { g.ids = NULL; cli_error(CMD, "write error on '%s'", dump_ids); goto done; }
