@@ -275,9 +275,91 @@ static void test_dispatch(void)
     CHECK(g4_vec_dot(G4_TYPE_Q4_0, w, a, 32) == 16 * 6.0f - 16 * 5.0f);
 }
 
+/* vec_dot_x4: each of the four results is the same float, bit for bit
+ * (memcmp; any NaN matches any NaN), as the same level's single-token kernel
+ * on that activation row;
+ * the four rows are of different kinds (NaN/inf rows included) and
+ * separately allocated at their exact sizes */
+static void test_vec_dot_x4(int level)
+{
+    static const uint32_t TYPES[] = { G4_TYPE_Q4_0, G4_TYPE_Q8_0, G4_TYPE_Q6_K, G4_TYPE_Q4_K, G4_TYPE_Q5_K,
+                                      G4_TYPE_F32, G4_TYPE_F16, G4_TYPE_BF16 };
+    for (size_t ti = 0; ti < sizeof TYPES / sizeof *TYPES; ti++) {
+        const uint32_t type = TYPES[ti], vdt = g4_vec_dot_type(type);
+        const g4_vec_dot_x4_fn f4 = g4_kernel_vec_dot_x4(level, type);
+        const g4_vec_dot_fn f = g4_kernel_vec_dot(level, type);
+        if (!f4)
+            continue;
+        CHECKF(f != NULL, "%s vec_dot_x4 %s without a single-token kernel", g4_cpu_level_name(level),
+               g4_type_get(type)->name);
+        if (!f)
+            continue;
+        const uint32_t B = g4_type_get(type)->blck;
+        CHECK(B == 32 || B == 256);
+        if (B != 32 && B != 256)
+            continue;
+        const int64_t *lens = B == 32 ? LENS32 : LENS256;
+        const int nl = B == 32 ? (int)(sizeof LENS32 / sizeof *LENS32) : (int)(sizeof LENS256 / sizeof *LENS256);
+        int cases = 0, bad = 0;
+        for (int li = 0; li < nl; li++) {
+            for (int rep = 0; rep < 12; rep++) {
+                const int64_t n = lens[li];
+                uint8_t *w = malloc(rbytes(type, n)), *a[4];
+                float *x = malloc((size_t)n * sizeof *x);
+                gen_w(type, w, n);
+                for (int k = 0; k < 4; k++) {
+                    a[k] = malloc(rbytes(vdt, n));
+                    gen_x((rep + k) % 5, x, n, (int)g4_type_get(vdt)->blck);
+                    g4_quantize_act_scalar(vdt, x, a[k], n);
+                }
+                const void *const ac[4] = { a[0], a[1], a[2], a[3] };
+                float o[4];
+                memset(o, 0xA5, sizeof o);
+                f4(w, ac, o, n);
+                for (int k = 0; k < 4; k++) {
+                    const float v = f(w, a[k], n);
+                    cases++;
+                    /* NaN's sign/payload is not compared: the compiler may
+                     * commute the operands of an add (x86 keeps the first
+                     * operand's NaN) differently in the two kernels */
+                    const int same = memcmp(&v, &o[k], sizeof v) == 0 || (isnan(v) && isnan(o[k]));
+                    if (!same && bad++ < 5)
+                        fprintf(stderr, "  %s %s x4 n=%lld token %d: x4 %.9g single %.9g\n", g4_cpu_level_name(level),
+                                g4_type_get(type)->name, (long long)n, k, o[k], v);
+                }
+                for (int k = 0; k < 4; k++) free(a[k]);
+                free(w); free(x);
+            }
+        }
+        CHECKF(bad == 0, "%s vec_dot_x4 %s: %d of %d results differ from the single-token kernel's bits",
+               g4_cpu_level_name(level), g4_type_get(type)->name, bad, cases);
+        printf("  %-6s vec_dot_x4 %-5s: %s (%d dots bit-identical to the single-token kernel)\n",
+               g4_cpu_level_name(level), g4_type_get(type)->name, bad ? "FAIL" : "ok", cases - bad);
+    }
+}
+
+/* the active x4 kernel is the twin of the active single-token kernel (from
+ * the same level) or absent */
+static void test_dispatch_x4(void)
+{
+    CHECK(g4_kernel_vec_dot_x4(G4_CPU_SCALAR, G4_TYPE_Q4_0) == NULL);
+    CHECK(g4_kernel_vec_dot_x4(7, G4_TYPE_Q4_0) == NULL);
+    CHECK(g4_kernel_vec_dot_x4(G4_CPU_AVX2, 1000) == NULL);
+    for (uint32_t type = 0; type < 64; type++) {
+        const g4_vec_dot_x4_fn f4 = g4_dispatch_active.vec_dot_x4[type];
+        if (!f4)
+            continue;
+        int twin = 0;
+        for (int l = G4_CPU_AVX2; l <= g4_cpu_level(); l++)
+            twin |= g4_kernel_vec_dot_x4(l, type) == f4 && g4_kernel_vec_dot(l, type) == g4_dispatch_active.vec_dot[type];
+        CHECKF(twin, "active vec_dot_x4 of type %u is not the twin of the active vec_dot", (unsigned)type);
+    }
+}
+
 int main(void)
 {
     test_dispatch();
+    test_dispatch_x4();
     for (int level = G4_CPU_AVX2; level < G4_CPU_LEVELS; level++) {
         if (level > g4_cpu_detected()) {
             printf("  %s: this CPU (or build) lacks it: skipped\n", g4_cpu_level_name(level));
@@ -285,6 +367,7 @@ int main(void)
         }
         test_quantize_act(level);
         test_vec_dot(level);
+        test_vec_dot_x4(level);
     }
     return tu_finish("simd");
 }

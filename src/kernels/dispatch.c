@@ -83,8 +83,12 @@ static void probe(void)
     /* the active table: each type's kernel from the highest level <= active */
     for (int l = G4_CPU_AVX2; l <= active; l++) {
         for (int i = 0; i < 64; i++) {
-            if (level_tables[l].vec_dot[i])
+            if (level_tables[l].vec_dot[i]) {
                 g4_dispatch_active.vec_dot[i] = level_tables[l].vec_dot[i];
+                /* the x4 kernel must be the exact twin of the single one:
+                 * from the same level, or none */
+                g4_dispatch_active.vec_dot_x4[i] = level_tables[l].vec_dot_x4[i];
+            }
             if (level_tables[l].quantize_act[i])
                 g4_dispatch_active.quantize_act[i] = level_tables[l].quantize_act[i];
         }
@@ -122,4 +126,12 @@ g4_quantize_act_fn g4_kernel_quantize_act(int level, uint32_t vdt)
     if (level < 0 || level >= G4_CPU_LEVELS || vdt >= 64)
         return NULL;
     return level_tables[level].quantize_act[vdt];
+}
+
+g4_vec_dot_x4_fn g4_kernel_vec_dot_x4(int level, uint32_t type)
+{
+    probe();
+    if (level < 0 || level >= G4_CPU_LEVELS || type >= 64)
+        return NULL;
+    return level_tables[level].vec_dot_x4[type];
 }

@@ -33,10 +33,18 @@ enum { G4_CPU_SCALAR = 0, G4_CPU_AVX2 = 1, G4_CPU_AVX512 = 2, G4_CPU_LEVELS = 3 
 typedef float (*g4_vec_dot_fn)(const void *w_row, const void *act_row, int64_t n);
 /* g4_quantize_act for one vec_dot_type; n > 0, a multiple of its block size */
 typedef void (*g4_quantize_act_fn)(const float *x, void *dst, int64_t n);
+/* four dots of one weight row with four activation rows, in one pass over
+ * the weights: out[k] is BIT-IDENTICAL to the same level's g4_vec_dot_fn of
+ * (w_row, act_rows[k], n) -- the same float operations per token, only the
+ * weight unpacking is shared.  Same preconditions as g4_vec_dot_fn. */
+typedef void (*g4_vec_dot_x4_fn)(const void *w_row, const void *const act_rows[4], float out[4], int64_t n);
 
 typedef struct {
     g4_vec_dot_fn      vec_dot[64];      /* by weight type id */
     g4_quantize_act_fn quantize_act[64]; /* by vec_dot_type id */
+    /* by weight type id; in the active table only when it is the twin of
+     * the active vec_dot entry (same level), else NULL */
+    g4_vec_dot_x4_fn   vec_dot_x4[64];
 } g4_kernel_table;
 
 /* The active kernels (with fallbacks filled in); all NULL before the
@@ -51,6 +59,7 @@ const char *g4_cpu_level_name(int level);
  * for that type, or the CPU lacks the level.  For tests and benchmarks. */
 g4_vec_dot_fn      g4_kernel_vec_dot(int level, uint32_t type);
 g4_quantize_act_fn g4_kernel_quantize_act(int level, uint32_t vdt);
+g4_vec_dot_x4_fn   g4_kernel_vec_dot_x4(int level, uint32_t type);
 
 /* simd_x86.c: fills the entries it has for `level` (AVX2 or AVX512) */
 void g4_simd_x86_fill(int level, g4_kernel_table *t);

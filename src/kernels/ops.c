@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/dispatch.h"
 #include "kernels/quant.h"
 
 enum { MATMUL_ROWS_PER_ITEM = 16 };
@@ -31,13 +32,32 @@ static void matmul_item(void *arg, int64_t item, int tid)
     int64_t r0 = item * MATMUL_ROWS_PER_ITEM;
     int64_t r1 = r0 + MATMUL_ROWS_PER_ITEM;
     if (r1 > w->rows) r1 = w->rows;
+    /* the multi-token twin of the active g4_vec_dot kernel, if any (NULL
+     * for plain rows, for types without one and at the scalar level) */
+    const g4_vec_dot_x4_fn x4 = !j->plain && j->n_tok >= 4 && w->cols > 0 && w->type < G4_TYPE_COUNT_
+                                    ? g4_dispatch_active.vec_dot_x4[w->type]
+                                    : NULL;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w->data + (uint64_t)r * w->row_bytes;
         /* The weight row stays in cache while every token of the batch is
          * dotted with it.  Each y depends only on (row, token's encoded
          * activations): a token gets bit-identical results whether it is
          * decoded alone or inside a prompt batch. */
-        for (int64_t t = 0; t < j->n_tok; t++) {
+        int64_t t = 0;
+        /* Groups of four tokens share one pass over the weight row (each
+         * block unpacked once); the x4 kernel gives each token exactly the
+         * single-token kernel's result, so the invariant above holds. */
+        if (x4)
+            for (; t + 4 <= j->n_tok; t += 4) {
+                const void *at[4];
+                float o[4];
+                for (int k = 0; k < 4; k++)
+                    at[k] = j->act + (uint64_t)(t + k) * j->act_bytes;
+                x4(row, at, o, w->cols);
+                for (int k = 0; k < 4; k++)
+                    j->y[(t + k) * w->rows + r] = o[k];
+            }
+        for (; t < j->n_tok; t++) {
             const void *at = j->act + (uint64_t)t * j->act_bytes;
             j->y[t * w->rows + r] = j->plain ? g4_dot_row(w->type, row, at, w->cols)
                                              : g4_vec_dot(w->type, row, at, w->cols);

@@ -548,8 +548,11 @@ T5 static void qa_q8_0_avx512(const float *x, void *dst, int64_t n)
 
 /* ------------------------------------------------------------- tables */
 
+static void fill_x4(int level, g4_kernel_table *t); /* multi-token twins, at the end */
+
 void g4_simd_x86_fill(int level, g4_kernel_table *t)
 {
+    fill_x4(level, t);
     if (level == G4_CPU_AVX2) {
         t->vec_dot[G4_TYPE_Q4_0] = vd_q4_0_avx2;
         t->vec_dot[G4_TYPE_Q8_0] = vd_q8_0_avx2;
@@ -568,6 +571,206 @@ void g4_simd_x86_fill(int level, g4_kernel_table *t)
         t->vec_dot[G4_TYPE_Q4_K] = vd_q4_K_avx512;
         t->vec_dot[G4_TYPE_Q5_K] = vd_q5_K_avx512;
         t->quantize_act[G4_TYPE_Q8_0] = qa_q8_0_avx512;
+    }
+}
+
+/* ------------------------------------------- multi-token (x4) twins
+ *
+ * vec_dot_x4: one pass over a weight row for four activation rows.  Each
+ * weight block is loaded and unpacked once; every token then runs exactly
+ * the float operations of the single-token kernel above (its own
+ * accumulators, the same FMA sequence, the same horizontal sums), so
+ * out[k] is bit-identical to that kernel's result for act_rows[k]
+ * (tests/test_simd.c checks it).  Integer block sums are exact, in any
+ * order.  Keep each in step with its single-token twin. */
+
+#define UNROLL4 _Pragma("GCC unroll 4")
+
+/* twin of vd_q4_0_avx2 */
+T2 static void vd4_q4_0_avx2(const void *wv, const void *const av[4], float out[4], int64_t n)
+{
+    const uint8_t *w = wv;
+    const uint8_t *a[4] = { av[0], av[1], av[2], av[3] };
+    const int64_t nb = n / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0[4], acc1[4];
+    UNROLL4 for (int k = 0; k < 4; k++)
+        acc0[k] = acc1[k] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2, w += 2 * SZ_Q4_0) {
+        const __m256i x0 = unpack_q4_0(w + 2), x1 = unpack_q4_0(w + SZ_Q4_0 + 2);
+        const __m256i ax0 = _mm256_sign_epi8(x0, x0), ax1 = _mm256_sign_epi8(x1, x1);
+        const float dw0 = fh(w), dw1 = fh(w + SZ_Q4_0);
+        UNROLL4 for (int k = 0; k < 4; k++) {
+            const uint8_t *ak = a[k] + i * SZ_Q8_0;
+            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(ax0, _mm256_sign_epi8(loadu256(ak + 2), x0)), ones);
+            const __m256i p1 =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(ax1, _mm256_sign_epi8(loadu256(ak + SZ_Q8_0 + 2), x1)), ones);
+            acc0[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw0 * fh(ak)), acc0[k]);
+            acc1[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dw1 * fh(ak + SZ_Q8_0)), acc1[k]);
+        }
+    }
+    if (i < nb) {
+        const __m256i x0 = unpack_q4_0(w + 2);
+        const float dw0 = fh(w);
+        UNROLL4 for (int k = 0; k < 4; k++) {
+            const uint8_t *ak = a[k] + i * SZ_Q8_0;
+            const __m256i p0 = dot_i8_avx2(x0, loadu256(ak + 2));
+            acc0[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw0 * fh(ak)), acc0[k]);
+        }
+    }
+    UNROLL4 for (int k = 0; k < 4; k++)
+        out[k] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));
+}
+
+/* twin of vd_q6_K_avx2 */
+T2 static void vd4_q6_K_avx2(const void *wv, const void *const av[4], float out[4], int64_t n)
+{
+    const uint8_t *w = wv;
+    const uint8_t *a[4] = { av[0], av[1], av[2], av[3] };
+    const int64_t nb = n / QK;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    __m256 acc[4];
+    UNROLL4 for (int k = 0; k < 4; k++)
+        acc[k] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += SZ_Q6_K) {
+        const __m256i s16 = _mm256_cvtepi8_epi16(loadu128(w + 192));
+        __m256i isum[4];
+        UNROLL4 for (int k = 0; k < 4; k++) {
+            const __m256i corr = _mm256_madd_epi16(loadu256(a[k] + i * SZ_Q8_K + 260), s16);
+            isum[k] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+        }
+        for (int h = 0; h < 2; h++) {
+            const __m256i sh = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
+            const __m256i l0 = loadu256(w + 64 * h), l1 = loadu256(w + 64 * h + 32), hb = loadu256(w + 128 + 32 * h);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+            for (int j = 0; j < 4; j++) {
+                const __m256i sc = _mm256_shuffle_epi8(sh, loadu256(CTL6[j]));
+                UNROLL4 for (int k = 0; k < 4; k++) {
+                    const uint8_t *q8 = a[k] + i * SZ_Q8_K + 4;
+                    const __m256i p = _mm256_maddubs_epi16(q[j], loadu256(q8 + 128 * h + 32 * j));
+                    isum[k] = _mm256_add_epi32(isum[k], _mm256_madd_epi16(p, sc));
+                }
+            }
+        }
+        const float dw = fh(w + 208);
+        UNROLL4 for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[k]), _mm256_set1_ps(dw * f32_at(a[k] + i * SZ_Q8_K)), acc[k]);
+    }
+    UNROLL4 for (int k = 0; k < 4; k++)
+        out[k] = hsum_ps(acc[k]);
+}
+
+/* twin of vd_q4_0_avx512 */
+T5 static void vd4_q4_0_avx512(const void *wv, const void *const av[4], float out[4], int64_t n)
+{
+    const uint8_t *w = wv;
+    const uint8_t *a[4] = { av[0], av[1], av[2], av[3] };
+    const int64_t nb = n / 32;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    __m512 acc0[4], acc1[4];
+    UNROLL4 for (int k = 0; k < 4; k++)
+        acc0[k] = acc1[k] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4, w += 4 * SZ_Q4_0) {
+        for (int u = 0; u < 2; u++) {
+            const uint8_t *w0 = w + 2 * u * SZ_Q4_0, *w1 = w0 + SZ_Q4_0;
+            const __m128i q0 = loadu128(w0 + 2), q1 = loadu128(w1 + 2);
+            const __m256i x0 = _mm256_set_m128i(_mm_srli_epi16(q0, 4), q0);
+            const __m256i x1 = _mm256_set_m128i(_mm_srli_epi16(q1, 4), q1);
+            const __m512i x = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1), m4);
+            const float dw0 = fh(w0), dw1 = fh(w1);
+            UNROLL4 for (int k = 0; k < 4; k++) {
+                const uint8_t *a0 = a[k] + (i + 2 * u) * SZ_Q8_0, *a1 = a0 + SZ_Q8_0;
+                const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(a0 + 2)), loadu256(a1 + 2), 1);
+                const __m512i neg = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y));
+                const __m512i p = _mm512_dpbusd_epi32(neg, x, y);
+                const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(dw0 * fh(a0)), _mm512_set1_ps(dw1 * fh(a1)));
+                if (u)
+                    acc1[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1[k]);
+                else
+                    acc0[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0[k]);
+            }
+        }
+    }
+    __m256 acc[4];
+    UNROLL4 for (int k = 0; k < 4; k++) {
+        const __m512 s = _mm512_add_ps(acc0[k], acc1[k]);
+        acc[k] = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    }
+    for (; i < nb; i++, w += SZ_Q4_0) {
+        const __m256i x = unpack_q4_0(w + 2);
+        const float dw = fh(w);
+        UNROLL4 for (int k = 0; k < 4; k++) {
+            const uint8_t *ak = a[k] + i * SZ_Q8_0;
+            const __m256i p = dot_i8_vnni(x, loadu256(ak + 2));
+            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * fh(ak)), acc[k]);
+        }
+    }
+    UNROLL4 for (int k = 0; k < 4; k++)
+        out[k] = hsum_ps(acc[k]);
+}
+
+/* twin of vd_q6_K_avx512 */
+T5 static void vd4_q6_K_avx512(const void *wv, const void *const av[4], float out[4], int64_t n)
+{
+    const uint8_t *w = wv;
+    const uint8_t *a[4] = { av[0], av[1], av[2], av[3] };
+    const int64_t nb = n / QK;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i cnt01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i cnt23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i ctl01 = _mm512_loadu_si512(CTL6_01), ctl23 = _mm512_loadu_si512(CTL6_23);
+    __m256 acc[4];
+    UNROLL4 for (int k = 0; k < 4; k++)
+        acc[k] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += SZ_Q6_K) {
+        const __m256i s16 = _mm256_cvtepi8_epi16(loadu128(w + 192));
+        __m512i isum[4];
+        UNROLL4 for (int k = 0; k < 4; k++)
+            isum[k] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const __m512i s = _mm512_broadcast_i32x4(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(w + 192 + 8 * h))));
+            const __m512i ql = _mm512_loadu_si512(w + 64 * h);
+            const __m512i hb = _mm512_broadcast_i64x4(loadu256(w + 128 + 32 * h));
+            const __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(hb, cnt01), m30));
+            const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                _mm512_and_si512(_mm512_srlv_epi16(hb, cnt23), m30));
+            const __m512i s01 = _mm512_shuffle_epi8(s, ctl01), s23 = _mm512_shuffle_epi8(s, ctl23);
+            UNROLL4 for (int k = 0; k < 4; k++) {
+                const uint8_t *q8 = a[k] + i * SZ_Q8_K + 4;
+                const __m512i p01 = _mm512_maddubs_epi16(q01, _mm512_loadu_si512(q8 + 128 * h));
+                const __m512i p23 = _mm512_maddubs_epi16(q23, _mm512_loadu_si512(q8 + 128 * h + 64));
+                isum[k] = _mm512_dpwssd_epi32(isum[k], p01, s01);
+                isum[k] = _mm512_dpwssd_epi32(isum[k], p23, s23);
+            }
+        }
+        const float dw = fh(w + 208);
+        UNROLL4 for (int k = 0; k < 4; k++) {
+            const uint8_t *ak = a[k] + i * SZ_Q8_K;
+            const __m256i corr = _mm256_madd_epi16(loadu256(ak + 260), s16);
+            __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(isum[k]), _mm512_extracti64x4_epi64(isum[k], 1));
+            i8 = _mm256_sub_epi32(i8, _mm256_slli_epi32(corr, 5));
+            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_set1_ps(dw * f32_at(ak)), acc[k]);
+        }
+    }
+    UNROLL4 for (int k = 0; k < 4; k++)
+        out[k] = hsum_ps(acc[k]);
+}
+
+static void fill_x4(int level, g4_kernel_table *t)
+{
+    if (level == G4_CPU_AVX2) {
+        t->vec_dot_x4[G4_TYPE_Q4_0] = vd4_q4_0_avx2;
+        t->vec_dot_x4[G4_TYPE_Q6_K] = vd4_q6_K_avx2;
+    } else if (level == G4_CPU_AVX512) {
+        t->vec_dot_x4[G4_TYPE_Q4_0] = vd4_q4_0_avx512;
+        t->vec_dot_x4[G4_TYPE_Q6_K] = vd4_q6_K_avx512;
     }
 }
 
