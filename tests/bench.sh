@@ -9,19 +9,8 @@ B=${1:?usage: bench.sh BUILD_DIR}
 G=$B/gemma4
 T=$(mktemp -d /tmp/g4-bench.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh"
 
-# expect_err CODE PATTERN DESCRIPTION -- command...: exit code, one-line message with PATTERN
-expect_err() {
-    local code=$1 pat=$2 what=$3; shift 4
-    "$@" >"$T/out" 2>"$T/err" </dev/null; local rc=$?
-    if [ "$rc" != "$code" ]; then bad "$what: exit $rc, want $code: $(head -c 300 "$T/err")"; return; fi
-    if ! grep -q -- "$pat" "$T/err"; then bad "$what: message lacks '$pat': $(head -c 300 "$T/err")"; return; fi
-    if [ "$(grep -c . "$T/err")" != 1 ]; then bad "$what: error is not one line: $(cat "$T/err")"; return; fi
-    ok
-}
 
 "$G" make-test-model -q -o "$T/m.gguf" --layers 3 --vocab 512 --embd 64 --window 8 --seed 5 >/dev/null || { echo "cannot make the test model"; exit 1; }
 M=$T/m.gguf

@@ -8,9 +8,7 @@ B=${1:?usage: chat-cli.sh BUILD_DIR}
 G=$B/gemma4
 T=$(mktemp -d /tmp/g4-chat-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh"
 check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
 
 M=$T/m.gguf

@@ -7,9 +7,7 @@ B=${1:?usage: cli.sh BUILD_DIR}
 G=$B/gemma4
 T=$(mktemp -d /tmp/g4-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh"
 
 # expect CODE DESCRIPTION -- command...: exit code, stderr one line (when non-zero)
 expect() {
@@ -20,15 +18,6 @@ expect() {
         local lines; lines=$(wc -l <"$T/err")
         if [ "$lines" -lt 1 ]; then bad "$what: no error message"; return; fi
     fi
-    ok
-}
-# expect_err CODE PATTERN DESCRIPTION -- command...: also greps the message
-expect_err() {
-    local code=$1 pat=$2 what=$3; shift 4
-    "$@" >"$T/out" 2>"$T/err"; local rc=$?
-    if [ "$rc" != "$code" ]; then bad "$what: exit $rc, want $code: $(head -c 300 "$T/err")"; return; fi
-    if ! grep -q -- "$pat" "$T/err"; then bad "$what: message lacks '$pat': $(head -c 300 "$T/err")"; return; fi
-    if [ "$(grep -c . "$T/err")" != 1 ]; then bad "$what: error is not one line: $(cat "$T/err")"; return; fi
     ok
 }
 

@@ -9,19 +9,8 @@ B=${1:?usage: run.sh BUILD_DIR}
 G=$B/gemma4
 T=$(mktemp -d /tmp/g4-run.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/lib.sh"
 
-# expect_err CODE PATTERN DESCRIPTION -- command...: exit code, one-line message with PATTERN
-expect_err() {
-    local code=$1 pat=$2 what=$3; shift 4
-    "$@" >"$T/out" 2>"$T/err" </dev/null; local rc=$?
-    if [ "$rc" != "$code" ]; then bad "$what: exit $rc, want $code: $(head -c 300 "$T/err")"; return; fi
-    if ! grep -q -- "$pat" "$T/err"; then bad "$what: message lacks '$pat': $(head -c 300 "$T/err")"; return; fi
-    if [ "$(grep -c . "$T/err")" != 1 ]; then bad "$what: error is not one line: $(cat "$T/err")"; return; fi
-    ok
-}
 # argmax FILE.f32: index of the largest float
 argmax() { od -An -v -t f4 -w4 "$1" | awk 'NR == 1 || $1 + 0 > m { m = $1 + 0; i = NR - 1 } END { print i }'; }
 

@@ -201,6 +201,22 @@ T2 static float vd_q6_K_avx2(const void *wv, const void *av, int64_t n)
     return hsum_ps(acc);
 }
 
+/* The scalar part of a q4_K / q5_K block, the same at every level: the 8
+ * sub-block scales into sc, and the return value sum_j min_j * (sum of the
+ * 32 activations of sub-block j), from Q8_K's bsums at byte 260. */
+static inline int k45_scales(const uint8_t *w, const uint8_t *a, int sc[8])
+{
+    int mn[8];
+    for (int j = 0; j < 8; j++)
+        k4_sm(w + 4, j, &sc[j], &mn[j]);
+    int16_t bs[16];
+    memcpy(bs, a + 260, sizeof bs);
+    int msum = 0;
+    for (int j = 0; j < 8; j++)
+        msum += mn[j] * (bs[2 * j] + bs[2 * j + 1]);
+    return msum;
+}
+
 /* q4_K / q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; the mins
  * multiply Q8_K's bsums (sums of 16 activations). */
 T2 static inline float k45_avx2(const uint8_t *w, const uint8_t *a, int64_t nb, int five)
@@ -210,14 +226,8 @@ T2 static inline float k45_avx2(const uint8_t *w, const uint8_t *a, int64_t nb, 
     float summ = 0.0f;
     const int sz = five ? SZ_Q5_K : SZ_Q4_K;
     for (int64_t i = 0; i < nb; i++, w += sz, a += SZ_Q8_K) {
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++)
-            k4_sm(w + 4, j, &sc[j], &mn[j]);
-        int16_t bs[16];
-        memcpy(bs, a + 260, sizeof bs);
-        int msum = 0;
-        for (int j = 0; j < 8; j++)
-            msum += mn[j] * (bs[2 * j] + bs[2 * j + 1]);
+        int sc[8];
+        const int msum = k45_scales(w, a, sc);
         const uint8_t *qs = w + (five ? 48 : 16), *q8 = a + 4;
         __m256i hv = five ? loadu256(w + 16) : _mm256_setzero_si256();
         __m256i isum = _mm256_setzero_si256();
@@ -488,14 +498,8 @@ T5 static inline float k45_avx512(const uint8_t *w, const uint8_t *a, int64_t nb
     float summ = 0.0f;
     const int sz = five ? SZ_Q5_K : SZ_Q4_K;
     for (int64_t i = 0; i < nb; i++, w += sz, a += SZ_Q8_K) {
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++)
-            k4_sm(w + 4, j, &sc[j], &mn[j]);
-        int16_t bs[16];
-        memcpy(bs, a + 260, sizeof bs);
-        int msum = 0;
-        for (int j = 0; j < 8; j++)
-            msum += mn[j] * (bs[2 * j] + bs[2 * j + 1]);
+        int sc[8];
+        const int msum = k45_scales(w, a, sc);
         const uint8_t *qs = w + (five ? 48 : 16), *q8 = a + 4;
         __m512i hv = five ? _mm512_broadcast_i64x4(loadu256(w + 16)) : _mm512_setzero_si512();
         if (five)  /* low half: bit 2c (low nibbles), high half: bit 2c+1 */
