@@ -9,6 +9,7 @@ B=${1:?usage: bench.sh BUILD_DIR}
 G=$B/gemma4
 T=$(mktemp -d /tmp/g4-bench.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 

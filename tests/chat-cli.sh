@@ -8,6 +8,7 @@ B=${1:?usage: chat-cli.sh BUILD_DIR}
 G=$B/gemma4
 T=$(mktemp -d /tmp/g4-chat-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
 check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
 

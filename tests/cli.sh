@@ -7,6 +7,7 @@ B=${1:?usage: cli.sh BUILD_DIR}
 G=$B/gemma4
 T=$(mktemp -d /tmp/g4-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # expect CODE DESCRIPTION -- command...: exit code, stderr one line (when non-zero)

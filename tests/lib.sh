@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - the small harness the shell tests share (sourced, not run).
 # The sourcing script sets T (its scratch folder) before calling these;
 # it prints "NAME: $pass passed, $fail failed" at the end itself.

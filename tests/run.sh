@@ -9,6 +9,7 @@ B=${1:?usage: run.sh BUILD_DIR}
 G=$B/gemma4
 T=$(mktemp -d /tmp/g4-run.XXXXXX)
 trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # argmax FILE.f32: index of the largest float
