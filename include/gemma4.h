@@ -29,7 +29,8 @@ typedef enum {
     G4_ERR_UNSUPPORTED = 3, /* valid file, feature not implemented */
     G4_ERR_INVALID = 4,     /* bad argument (token id, position, size) */
     G4_ERR_NOMEM = 5,
-    G4_ERR_CONTEXT_FULL = 6 /* batch does not fit in n_ctx */
+    G4_ERR_CONTEXT_FULL = 6, /* batch does not fit in n_ctx */
+    G4_ERR_ABORTED = 7       /* the abort callback asked to stop */
 } g4_status;
 
 typedef struct g4_model g4_model;
@@ -123,6 +124,40 @@ const float *g4_get_hidden(const g4_context *ctx);
  * reach clears the cache and returns G4_ERR_INVALID. */
 g4_status g4_kv_truncate(g4_context *ctx, uint32_t pos, char *err, size_t errlen);
 void      g4_kv_clear(g4_context *ctx);
+
+/* Cancellation: g4_decode / g4_decode_embd / g4_decode_multi call cb
+ * between layers; when it returns true the call stops with G4_ERR_ABORTED
+ * and the positions of the interrupted batch are dropped from the cache
+ * (n_past is what it was before that batch; earlier batches of the same
+ * call stay).  cb == NULL removes it.  cb runs on the calling thread. */
+typedef bool (*g4_abort_cb)(void *user);
+void      g4_context_set_abort(g4_context *ctx, g4_abort_cb cb, void *user);
+
+/* ---- media: soft tokens into the decoder ---- */
+/* How a run of injected rows attends (shared/spec/gemma4-multimodal.md §4.5). */
+typedef enum {
+    G4_EMBD_CAUSAL = 0, /* audio: causal like text */
+    G4_EMBD_IMAGE = 1   /* an image: one block whose rows see each other in both
+                           directions on sliding-window layers (within the
+                           window), causal on global layers; the whole block
+                           must fit in one pass: n <= n_batch */
+} g4_embd_kind;
+
+/* Run n soft-token rows (n x n_embd floats, row-major, used as they are:
+ * NOT multiplied by sqrt(n_embd) like token embeddings) at positions
+ * n_past..n_past+n-1.  want_all as in g4_decode.  Non-finite values are
+ * refused (G4_ERR_INVALID). */
+g4_status g4_decode_embd(g4_context *ctx, const float *rows, uint32_t n, g4_embd_kind kind,
+                         bool want_all, char *err, size_t errlen);
+
+/* One decode step for several sequences at once (continuous batching):
+ * token i continues ctxs[i] (distinct contexts of the same model, each with
+ * room for one more position).  Every weight matrix is read once for all
+ * of them; each context's logits are then g4_get_logits(ctxs[i]).  Results
+ * are bit-identical to n separate g4_decode calls.  n <= the smallest
+ * n_batch of the contexts. */
+g4_status g4_decode_multi(g4_context **ctxs, const int32_t *tokens, uint32_t n,
+                          char *err, size_t errlen);
 
 const char *g4_status_str(g4_status s);
 
@@ -329,6 +364,99 @@ int          g4_outparse_push(g4_outparse *p, const char *text, size_t len,
  * turns an unfinished call into content + warning, and emits G4_OUT_END
  * unless an end marker already did.  Returns 0; -1 when p is NULL. */
 int          g4_outparse_finish(g4_outparse *p, g4_outparse_cb cb, void *user);
+
+/* ---- media: mmproj (gemma4uv / gemma4ua), images, audio ---- */
+/* The encoder-free projector of Gemma 4 12B "Unified": GGUF architecture
+ * "clip" with clip.vision.projector_type "gemma4uv" and/or
+ * clip.audio.projector_type "gemma4ua".  See docs/multimodal.md and
+ * shared/spec/gemma4-multimodal.md. */
+typedef struct g4_mmproj g4_mmproj;
+
+typedef struct {
+    bool use_mmap;   /* default true */
+    int  n_threads;  /* 0 = number of CPU cores */
+} g4_mmproj_params;
+
+typedef struct {
+    bool     has_vision, has_audio;
+    char     vision_type[16], audio_type[16]; /* "gemma4uv", "gemma4ua" or "" */
+    uint32_t n_embd;          /* output rows' width (= the decoder's n_embd) */
+    uint32_t patch;           /* vision: patch side in pixels (48) */
+    uint32_t vision_width;    /* vision: patch embedding width (3840) */
+    uint32_t n_pos;           /* vision: rows per axis of the position table (1120) */
+    float    image_mean[3], image_std[3];
+    float    vision_eps;      /* final RMSNorm eps (1e-6) */
+    uint32_t audio_frame;     /* audio: samples per soft token (640) */
+    uint32_t audio_rate;      /* 16000 */
+} g4_mmproj_info;
+
+g4_mmproj_params g4_mmproj_default_params(void);
+g4_status g4_mmproj_load(const char *path, const g4_mmproj_params *p, g4_mmproj **out,
+                         char *err, size_t errlen);
+void      g4_mmproj_free(g4_mmproj *mm);
+void      g4_mmproj_get_info(const g4_mmproj *mm, g4_mmproj_info *out);
+/* G4_ERR_INVALID naming both widths when the projector does not feed this model. */
+g4_status g4_mmproj_check_model(const g4_mmproj *mm, const g4_model *model, char *err, size_t errlen);
+
+/* An 8-bit RGB image, row-major, top row first, 3 bytes per pixel. */
+typedef struct {
+    uint32_t width, height;
+    uint8_t *rgb;   /* malloc'd width*height*3 bytes */
+} g4_image;
+
+#define G4_IMAGE_DEFAULT_MAX_PIXELS (64u * 1024u * 1024u)  /* decompression-bomb cap */
+
+/* JPEG, PNG, WebP, GIF (first frame) or BMP, recognised by content.
+ * Grayscale and palette images become RGB; alpha is dropped (no
+ * compositing); 16-bit channels become 8-bit.  Images with more than
+ * max_pixels pixels (0 = G4_IMAGE_DEFAULT_MAX_PIXELS) are refused before
+ * their pixels are decoded.  Errors name the format and the problem. */
+g4_status g4_image_decode(const void *data, size_t len, uint64_t max_pixels, g4_image *out,
+                          char *err, size_t errlen);
+g4_status g4_image_load(const char *path, uint64_t max_pixels, g4_image *out, char *err, size_t errlen);
+void      g4_image_free(g4_image *img);
+
+/* The reference resize policy (multimodal spec §2.2): the size, both sides
+ * multiples of 48, that fills a budget of max_tokens soft tokens (70, 140,
+ * 280, 560 or 1120; others refused) keeping the aspect ratio. */
+g4_status g4_image_fit(uint32_t width, uint32_t height, uint32_t max_tokens,
+                       uint32_t *out_width, uint32_t *out_height, char *err, size_t errlen);
+/* Pillow-compatible antialiased bicubic resize (Image.resize(BICUBIC)). */
+g4_status g4_image_resize(const g4_image *src, uint32_t width, uint32_t height, g4_image *out,
+                          char *err, size_t errlen);
+
+/* Mono float audio at 16 kHz in [-1, 1]. */
+typedef struct {
+    float   *samples;      /* malloc'd */
+    uint64_t n_samples;
+    uint32_t src_rate, src_channels;  /* of the file */
+} g4_audio;
+
+/* WAV (PCM 16/24/32, float), FLAC, OGG/Vorbis, OGG/Opus, MP3 via
+ * libsndfile; channels averaged; resampled to 16 kHz with libsoxr.  Files
+ * longer than max_seconds (0 = no limit) are refused. */
+g4_status g4_audio_decode(const void *data, size_t len, double max_seconds, g4_audio *out,
+                          char *err, size_t errlen);
+g4_status g4_audio_load(const char *path, double max_seconds, g4_audio *out, char *err, size_t errlen);
+void      g4_audio_free(g4_audio *a);
+
+/* Soft-token rows produced by the embedders. */
+typedef struct {
+    float   *rows;        /* malloc'd n_tokens x n_embd */
+    uint32_t n_tokens, n_embd;
+    uint32_t width, height;      /* images: the resized size */
+    uint32_t grid_w, grid_h;     /* images: patch columns x rows */
+} g4_embedding;
+
+/* Image: resized per g4_image_fit(max_tokens) with g4_image_resize (skipped
+ * when the size already matches), then the vision embedder (spec §2.8). */
+g4_status g4_mmproj_embed_image(g4_mmproj *mm, const g4_image *img, uint32_t max_tokens,
+                                g4_embedding *out, char *err, size_t errlen);
+/* Audio: 16 kHz mono samples -> ceil(n/640) rows (spec §3).  n == 0 is
+ * refused (G4_ERR_INVALID). */
+g4_status g4_mmproj_embed_audio(g4_mmproj *mm, const float *samples, uint64_t n_samples,
+                                g4_embedding *out, char *err, size_t errlen);
+void      g4_embedding_free(g4_embedding *e);
 
 #ifdef __cplusplus
 }

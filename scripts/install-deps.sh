@@ -12,6 +12,14 @@ have_cmd cmake || need="$need cmake"
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 have_pkg libjansson-dev || need="$need libjansson-dev"
 have_pkg libedit-dev || need="$need libedit-dev"
+# media decoding and the server
+for p in libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libsndfile1-dev libsoxr-dev libmicrohttpd-dev; do
+    have_pkg "$p" || need="$need $p"
+done
+# test-only: Pillow (resize reference), numpy (independent embedder), curl (server tests)
+for p in python3-pil python3-numpy curl; do
+    have_pkg "$p" || need="$need $p"
+done
 have_pkg pkg-config || have_pkg pkgconf || need="$need pkg-config"
 # npm fetches the llama.cpp reference (test-only); the fidelity tests SKIP
 # visibly without it, but a full `make test` wants it.

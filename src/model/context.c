@@ -26,6 +26,7 @@ const char *g4_status_str(g4_status s)
     case G4_ERR_INVALID: return "invalid argument";
     case G4_ERR_NOMEM: return "out of memory";
     case G4_ERR_CONTEXT_FULL: return "context full";
+    case G4_ERR_ABORTED: return "aborted";
     }
     return "unknown error";
 }
