@@ -200,3 +200,10 @@ g4_status g4_kv_truncate(g4_context *c, uint32_t pos, char *err, size_t errlen)
     c->n_logits = 0;
     return G4_OK;
 }
+
+/* ---- placeholders (engine work in progress) ---- */
+void g4_context_set_abort(g4_context *c, g4_abort_cb cb, void *user) { (void)c; (void)cb; (void)user; }
+g4_status g4_decode_embd(g4_context *c, const float *rows, uint32_t n, g4_embd_kind kind, bool want_all, char *err, size_t errlen)
+{ (void)c; (void)rows; (void)n; (void)kind; (void)want_all; return g4_fail(err, errlen, G4_ERR_UNSUPPORTED, "g4_decode_embd: not implemented yet"); }
+g4_status g4_decode_multi(g4_context **c, const int32_t *t, uint32_t n, char *err, size_t errlen)
+{ (void)c; (void)t; (void)n; return g4_fail(err, errlen, G4_ERR_UNSUPPORTED, "g4_decode_multi: not implemented yet"); }
