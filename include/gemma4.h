@@ -237,6 +237,15 @@ g4_chat_params g4_chat_default_params(void);
 g4_status      g4_chat_render(const char *messages_json, const char *tools_json,
                               const g4_chat_params *p, char **out, char *err, size_t errlen);
 
+/* Google's recommended speech prompt for Gemma 4 audio (the user-turn text
+ * that follows the audio): transcription into `language`, or, when
+ * translate_to is not NULL, transcription then translation.  language NULL
+ * or "" = "the original language".  malloc'd; NULL when out of memory or a
+ * name is longer than 64 bytes or holds a control character. */
+char *g4_transcription_prompt(const char *language, const char *translate_to);
+/* Longest audio a transcription prompt carries (design maximum, spec §3.4). */
+#define G4_AUDIO_CHUNK_SECONDS 30
+
 /* ---- text: sampler ---- */
 /* A sampler turns one row of logits into a token through a fixed chain:
  * logit bias -> suppressed tokens (-inf) -> repetition / presence /
