@@ -125,8 +125,8 @@ const float *g4_get_hidden(const g4_context *ctx);
 g4_status g4_kv_truncate(g4_context *ctx, uint32_t pos, char *err, size_t errlen);
 void      g4_kv_clear(g4_context *ctx);
 
-/* Cancellation: g4_decode / g4_decode_embd / g4_decode_multi call cb
- * between layers; when it returns true the call stops with G4_ERR_ABORTED
+/* Cancellation: g4_decode and g4_decode_embd call cb before each layer
+ * (g4_decode_multi, one short step, does not); when it returns true the call stops with G4_ERR_ABORTED
  * and the positions of the interrupted batch are dropped from the cache
  * (n_past is what it was before that batch; earlier batches of the same
  * call stay).  cb == NULL removes it.  cb runs on the calling thread. */

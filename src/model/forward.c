@@ -2,8 +2,10 @@
  * forward.c - the Gemma 4 decoder forward pass, step by step as in
  * shared/spec/gemma4-text.md §2 (numbers in comments are the spec's steps).
  *
- * A call processes a batch of n tokens at consecutive positions
- * n_past .. n_past+n-1 of one sequence.  Activations are f32 row-major
+ * A call processes a batch of n rows (token ids or soft-token embeddings);
+ * row t belongs to sequence rows[t].seq (whose KV cache it writes and
+ * reads) at position rows[t].pos: one sequence's prompt, or one token of
+ * each of several sequences (continuous batching).  Activations are f32 row-major
  * [token][feature].  Every weight matrix is read once per batch (g4_matmul),
  * so a prompt costs one pass over the weights per batch, not per token.
  * No SIMD, quantization format or threading detail lives here.
@@ -16,9 +18,9 @@
 
 /* ---- KV cache rows ---------------------------------------------------- */
 
-static void kv_store(const g4_context *ctx, const g4_kv_layer *kv, uint32_t slot, void *base, const float *src)
+static void kv_store(const g4_context *seq, const g4_kv_layer *kv, uint32_t slot, void *base, const float *src)
 {
-    if (ctx->kv_type == G4_KV_F32) {
+    if (seq->kv_type == G4_KV_F32) {
         memcpy((float *)base + (size_t)slot * kv->row, src, sizeof(float) * kv->row);
     } else {
         uint16_t *d = (uint16_t *)base + (size_t)slot * kv->row;
@@ -29,31 +31,38 @@ static void kv_store(const g4_context *ctx, const g4_kv_layer *kv, uint32_t slot
 /* ---- attention: one (token, query head) pair per work item ------------- */
 
 typedef struct {
-    const g4_context *ctx;
-    const g4_layer *ly;
-    const g4_kv_layer *kv;
-    uint32_t n_past, window;
+    const g4_context *ctx;   /* scratch owner (q, o, att) */
+    const g4_row *rows;
+    uint32_t layer, window;
 } attn_job;
 
 static void attend_item(void *arg, int64_t item, int tid)
 {
     attn_job *j = arg;
     const g4_context *ctx = j->ctx;
-    const g4_layer *ly = j->ly;
-    const g4_kv_layer *kv = j->kv;
+    const g4_layer *ly = &ctx->model->layers[j->layer];
     uint32_t n_head = ctx->model->n_head, hd = ly->head_dim;
     uint32_t t = (uint32_t)(item / n_head), head = (uint32_t)(item % n_head);
+    const g4_row *r = &j->rows[t];
+    const g4_kv_layer *kv = &r->seq->kv[j->layer];
     uint32_t kv_head = head / (n_head / ly->n_kv_head); /* consecutive q heads share a kv head */
-    uint32_t pos = j->n_past + t;
+    uint32_t pos = r->pos;
     /* 2.5: global layers see every earlier position, sliding layers the last
-     * `window` positions including the token itself. */
+     * `window` positions including the token itself.  Multimodal §4.5: on
+     * sliding layers a token of an image block also sees the rest of its
+     * block (later positions too), still within the window. */
     uint32_t first = (ly->sliding && pos + 1 > j->window) ? pos + 1 - j->window : 0;
-    uint32_t n_keys = pos + 1 - first;
+    uint32_t last = pos;
+    if (ly->sliding && r->blk_end > pos + 1) {
+        uint64_t reach = (uint64_t)pos + j->window - 1;
+        last = (uint64_t)r->blk_end - 1 < reach ? r->blk_end - 1 : (uint32_t)reach;
+    }
+    uint32_t n_keys = last + 1 - first;
 
     const float *q = ctx->q + (size_t)t * n_head * hd + (size_t)head * hd;
     float *out = ctx->o + (size_t)t * n_head * hd + (size_t)head * hd;
     float *s = ctx->att + (size_t)tid * ctx->n_ctx;
-    bool f16 = ctx->kv_type == G4_KV_F16;
+    bool f16 = r->seq->kv_type == G4_KV_F16;
 
     /* 7: scores with scale 1.0 (Gemma 4 does not divide by sqrt(hd)) */
     for (uint32_t i = 0; i < n_keys; i++) {
@@ -86,11 +95,10 @@ static void attend_item(void *arg, int64_t item, int tid)
 
 /* ---- one decoder layer ------------------------------------------------- */
 
-static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
+static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint32_t n)
 {
     const g4_model *m = ctx->model;
     const g4_layer *ly = &m->layers[l];
-    g4_kv_layer *kv = &ctx->kv[l];
     g4_pool *pool = ctx->pool;
     const uint32_t H = m->n_embd, hd = ly->head_dim, nq = m->n_head, nkv = ly->n_kv_head;
     const uint32_t qdim = nq * hd, kvdim = nkv * hd;
@@ -107,7 +115,8 @@ static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
     else            g4_matmul(pool, &ly->attn_v, ctx->h, ctx->v, n, ctx->f32_act);
 
     for (uint32_t t = 0; t < n; t++) {
-        uint32_t pos = ctx->n_past + t;
+        uint32_t pos = rows[t].pos;
+        g4_kv_layer *kv = &rows[t].seq->kv[l];
         float *q = ctx->q + (size_t)t * qdim, *k = ctx->k + (size_t)t * kvdim, *v = ctx->v + (size_t)t * kvdim;
         /* 2, 4: per-head q-norm and k-norm (weighted), v-norm (no weight) */
         for (uint32_t h = 0; h < nq; h++) g4_rmsnorm(q + h * hd, ly->attn_q_norm, hd, eps);
@@ -121,12 +130,12 @@ static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
         for (uint32_t h = 0; h < nkv; h++) g4_rope_apply(k + h * hd, ly->n_rot, ctx->rope_cs);
         /* 6: append to the cache (ring slot on sliding layers) */
         uint32_t slot = pos % kv->size;
-        kv_store(ctx, kv, slot, kv->k, k);
-        kv_store(ctx, kv, slot, kv->v, v);
+        kv_store(rows[t].seq, kv, slot, kv->k, k);
+        kv_store(rows[t].seq, kv, slot, kv->v, v);
     }
 
     /* 7-8: attention over the cache */
-    attn_job aj = { ctx, ly, kv, ctx->n_past, m->sliding_window };
+    attn_job aj = { ctx, rows, l, m->sliding_window };
     g4_pool_run(pool, (int64_t)n * nq, attend_item, &aj);
 
     /* 9-11: output projection, post-attention norm, residual */
@@ -155,19 +164,29 @@ static void layer_forward(g4_context *ctx, uint32_t l, uint32_t n)
 
 /* ---- whole pass -------------------------------------------------------- */
 
-void g4_forward(g4_context *ctx, const int32_t *tokens, uint32_t n, const int32_t *out_rows)
+bool g4_forward(g4_context *ctx, const g4_row *rows, const int32_t *tokens, const float *embd, uint32_t n,
+                const int32_t *out_rows)
 {
     const g4_model *m = ctx->model;
     const uint32_t H = m->n_embd, V = m->n_vocab;
 
-    /* 2.1: embedding rows scaled by sqrt(n_embd) */
+    /* 2.1: token embedding rows scaled by sqrt(n_embd); soft-token rows
+     * (multimodal §4.3) enter as they are. */
     for (uint32_t t = 0; t < n; t++) {
         float *x = ctx->x + (size_t)t * H;
-        g4_mat_row(&m->token_embd, tokens[t], x);
-        for (uint32_t i = 0; i < H; i++) x[i] *= m->embd_scale;
+        if (tokens) {
+            g4_mat_row(&m->token_embd, tokens[t], x);
+            for (uint32_t i = 0; i < H; i++) x[i] *= m->embd_scale;
+        } else {
+            memcpy(x, embd + (size_t)t * H, sizeof(float) * H);
+        }
     }
 
-    for (uint32_t l = 0; l < m->n_layer; l++) layer_forward(ctx, l, n);
+    for (uint32_t l = 0; l < m->n_layer; l++) {
+        if (ctx->abort_cb && ctx->abort_cb(ctx->abort_user)) return false;
+        layer_forward(ctx, rows, l, n);
+        if (ctx->layer_cb) ctx->layer_cb(ctx->layer_user, l, ctx->x, n);
+    }
 
     /* 2.3: final norm on the rows whose logits are wanted, then the
      * (usually tied) LM head in one batched product, then the softcap. */
@@ -180,7 +199,7 @@ void g4_forward(g4_context *ctx, const int32_t *tokens, uint32_t n, const int32_
         if (t == n - 1) memcpy(ctx->hidden, h, sizeof(float) * H);
         if (out_rows[t] >= 0) n_out++;
     }
-    if (n_out == 0) return;
+    if (n_out == 0) return true;
     /* The batch of n_out rows is contiguous in ctx->h; rows of logits land
      * at consecutive out_rows (the caller numbers them that way). */
     int32_t first_row = -1;
@@ -193,4 +212,5 @@ void g4_forward(g4_context *ctx, const int32_t *tokens, uint32_t n, const int32_
     }
     for (uint32_t r = 0; r < n_out; r++)
         for (uint32_t i = 0; i < m->n_suppress; i++) logits[(size_t)r * V + m->suppress_tokens[i]] = -INFINITY;
+    return true;
 }

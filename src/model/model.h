@@ -91,13 +91,36 @@ struct g4_context {
     uint32_t n_logits;  /* rows kept by the last decode */
     uint32_t cap_logits;
     float   *hidden;    /* n_embd */
+
+    uint64_t kv_hw;     /* one past the highest position ever written since the
+                           last clear: ring slots below kv_hw - size are gone */
+    g4_abort_cb abort_cb;
+    void       *abort_user;
+    /* Test hook (tests/test_mask.c): called after each layer with the
+     * residual stream x of the batch (n rows of n_embd). */
+    void (*layer_cb)(void *user, uint32_t layer, const float *x, uint32_t n);
+    void  *layer_user;
 };
 
-/* forward.c: run n (<= n_batch) tokens at positions n_past.. through the
- * decoder; writes logits for tokens whose out_rows[i] >= 0 into
- * ctx->logits + out_rows[i] * n_vocab, and the last token's final hidden
- * state into ctx->hidden. */
-void g4_forward(g4_context *ctx, const int32_t *tokens, uint32_t n, const int32_t *out_rows);
+/* One row of a forward batch: the sequence (context) it belongs to, its
+ * position, and the end of its image block (positions pos < blk_end that it
+ * also sees on sliding layers; blk_end <= pos + 1 means causal). */
+typedef struct {
+    g4_context *seq;
+    uint32_t    pos;
+    uint32_t    blk_end;
+} g4_row;
+
+/* forward.c: run n (<= ctx->n_batch) rows through the decoder, with ctx's
+ * scratch and thread pool; input is token ids (tokens) or soft-token rows
+ * (embd, n x n_embd) when tokens is NULL.  Every row's sequence must have
+ * the rows' positions free.  Writes logits for rows whose out_rows[i] >= 0
+ * into ctx->logits + out_rows[i] * n_vocab (consecutive), their final
+ * hidden states to ctx->h (consecutive rows), and the last row's into
+ * ctx->hidden.  Returns false when ctx's abort callback stopped it (KV rows
+ * of some layers were written: the caller must not advance n_past). */
+bool g4_forward(g4_context *ctx, const g4_row *rows, const int32_t *tokens, const float *embd, uint32_t n,
+                const int32_t *out_rows);
 
 /* Cache slots of layer l for a context of n_ctx positions, batches of n_batch. */
 uint32_t g4_kv_slots(const g4_model *m, uint32_t l, uint32_t n_ctx, uint32_t n_batch);
