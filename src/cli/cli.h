@@ -20,11 +20,14 @@ int64_t cli_parse_tokens(const char *cmd, const char *what, const char *text, in
 double cli_now_s(void);
 /* Whole file into a NUL-terminated buffer; NULL with an error printed. */
 char *cli_read_file(const char *cmd, const char *path, uint64_t max_bytes);
+/* The same for binary data: *len = bytes read (a NUL follows them). */
+char *cli_read_file_len(const char *cmd, const char *path, uint64_t max_bytes, size_t *len);
 
 int cmd_bench(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
+int cmd_mmembed(int argc, char **argv);
 int g4_cmd_make_test_model(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_render(int argc, char **argv);

@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "kernels/quant.h"
+#include "media/testmmproj.h"
 #include "model/testmodel.h"
 
 static void usage(FILE *f)
@@ -24,11 +26,12 @@ static void usage(FILE *f)
     g4_test_model_default_params(&d);
     fprintf(f,
         "usage: gemma4 make-test-model -o FILE [options]\n"
+        "       gemma4 make-test-model [-o FILE] --mmproj-out MMPROJ [options]\n"
         "\n"
         "Writes a random-weight Gemma 4 GGUF with the real layout and metadata and a\n"
         "small \"gemma4\" BPE tokenizer; llama.cpp loads it.  Same options = same bytes.\n"
         "\n"
-        "  -o, --output FILE       output path (required)\n"
+        "  -o, --output FILE       output path (required unless --mmproj-out is given)\n"
         "  --preset NAME           tiny | 12b | 31b (default tiny); other options override it\n"
         "                            tiny: 6 layers, embd 256, 4 heads, kv 2/1, head dims 64/128,\n"
         "                                  ff 512, vocab 1024, window 32, ctx 4096\n"
@@ -60,6 +63,21 @@ static void usage(FILE *f)
         "  --name S                general.name (default gemma4-test-PRESET-TYPE)\n"
         "  --threads N             worker threads (default: all CPUs)\n"
         "  -q, --quiet             no progress lines\n"
+        "\n"
+        "A matching Gemma 4 12B Unified projector (GGUF arch \"clip\": gemma4uv vision,\n"
+        "gemma4ua audio), output width = the text model's --embd; -o may then be omitted:\n"
+        "  --mmproj-out FILE       write the mmproj to FILE\n"
+        "  --mmproj-type T         f32 | f16 | bf16 | q8_0: patch_embd, position table and both\n"
+        "                          projections (default f32; rows that are not whole q8_0 blocks: f16)\n"
+        "  --mmproj-norm-type T    f32 | f16: norms and biases (default f32)\n"
+        "  --mmproj-width N        vision patch-embedding width (default: --embd)\n"
+        "  --mmproj-pos N          position-table rows per axis (default 1120)\n"
+        "  --mmproj-patch N        clip.vision.patch_size, the 16-px teacher patch (default 16;\n"
+        "                          the model patch is 3N, and images need 3N = 48)\n"
+        "  --mmproj-frame N        audio samples per token (default 640)\n"
+        "  --mmproj-image-mean R,G,B / --mmproj-image-std R,G,B   (default 0,0,0 / 1,1,1)\n"
+        "  --mmproj-vision-only    no audio projector\n"
+        "  --mmproj-audio-only     no vision projector\n"
         "  -h, --help              this text\n"
         "\n"
         "Matrices whose row length is not a multiple of the type's block size fall back\n"
@@ -109,6 +127,21 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out)
     return 0;
 }
 
+static int parse_f32x3(const char *opt, const char *s, float out[3])
+{
+    const char *p = s;
+    for (int c = 0; c < 3; c++) {
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno || !isfinite(v) || fabs(v) > 1e30 || *end != (c < 2 ? ',' : 0))
+            return bad(opt, s, "expected three finite numbers R,G,B");
+        out[c] = (float)v;
+        p = end + 1;
+    }
+    return 0;
+}
+
 static int parse_f32(const char *opt, const char *s, float *out, bool allow_zero)
 {
     if (!s || !*s)
@@ -147,6 +180,28 @@ static void on_progress(void *user, uint64_t done, uint64_t total, const char *t
             done < total ? tensor : "done");
 }
 
+static int write_mmproj(const g4_test_mmproj_params *mp, const char *path)
+{
+    char err[512];
+    double t0 = cli_now_s();
+    if (g4_make_test_mmproj(mp, path, err, sizeof err)) {
+        fprintf(stderr, "gemma4 make-test-model: %s\n", err);
+        return 1;
+    }
+    struct stat st;
+    double mib = stat(path, &st) == 0 ? (double)st.st_size / 1048576.0 : 0.0;
+    static const char *const tn[] = { [G4_TYPE_F32] = "f32", [G4_TYPE_F16] = "f16", [G4_TYPE_Q8_0] = "q8_0",
+                                      [G4_TYPE_BF16] = "bf16" };
+    printf("wrote %s: mmproj %s%s%s, n_embd %u", path, mp->vision ? "gemma4uv" : "",
+           mp->vision && mp->audio ? " + " : "", mp->audio ? "gemma4ua" : "", mp->n_embd);
+    if (mp->vision)
+        printf(", width %u, n_pos %u, patch %u", mp->vision_width, mp->n_pos, 3 * mp->patch_size);
+    if (mp->audio)
+        printf(", frame %u", mp->audio_frame);
+    printf(", type %s, %.2f MiB, %.1f s\n", tn[mp->type], mib, cli_now_s() - t0);
+    return 0;
+}
+
 #define NEED_VALUE() do { if (i + 1 >= argc) { \
         fprintf(stderr, "gemma4 make-test-model: %s needs a value\n", a); return 2; } } while (0)
 
@@ -154,7 +209,11 @@ int g4_cmd_make_test_model(int argc, char **argv)
 {
     g4_test_model_params p;
     g4_test_model_default_params(&p);
-    const char *out = NULL;
+    g4_test_mmproj_params mp;
+    g4_test_mmproj_default_params(&mp);
+    uint32_t mm_width = 0; /* 0 = the text model's n_embd */
+    const char *out = NULL, *mm_out = NULL;
+    bool mm_opt = false; /* an --mmproj-* option other than --mmproj-out */
     progress_state ps = { false, 0, 0, -100 };
     const uint32_t max = 0x7fffffffu;
 
@@ -176,6 +235,8 @@ int g4_cmd_make_test_model(int argc, char **argv)
         const char *a = argv[i];
         int rc = 0;
         uint32_t *u = NULL;
+        if (strncmp(a, "--mmproj-", 9) == 0 && strcmp(a, "--mmproj-out") != 0)
+            mm_opt = true;
         if (strcmp(a, "--preset") == 0) {
             i++;
             continue;
@@ -210,6 +271,32 @@ int g4_cmd_make_test_model(int argc, char **argv)
             if (!*p.name || strlen(p.name) >= 256)
                 return bad(a, p.name, "must be 1..255 characters");
             continue;
+        } else if (strcmp(a, "--mmproj-out") == 0) {
+            NEED_VALUE();
+            mm_out = argv[++i];
+            if (!*mm_out)
+                return bad(a, mm_out, "empty path");
+            continue;
+        } else if (strcmp(a, "--mmproj-type") == 0 || strcmp(a, "--mmproj-norm-type") == 0) {
+            NEED_VALUE();
+            int t = g4_test_mmproj_type_from_name(argv[++i]);
+            bool norm = strcmp(a, "--mmproj-norm-type") == 0;
+            if (t < 0 || (norm && t != G4_TYPE_F32 && t != G4_TYPE_F16))
+                return bad(a, argv[i], norm ? "expected f32 or f16" : "expected f32, f16, bf16 or q8_0");
+            if (norm)
+                mp.norm_type = (uint32_t)t;
+            else
+                mp.type = (uint32_t)t;
+            continue;
+        } else if (strcmp(a, "--mmproj-image-mean") == 0 || strcmp(a, "--mmproj-image-std") == 0) {
+            NEED_VALUE();
+            rc = parse_f32x3(a, argv[++i], strcmp(a, "--mmproj-image-mean") == 0 ? mp.image_mean : mp.image_std);
+        } else if (strcmp(a, "--mmproj-vision-only") == 0) {
+            mp.audio = false;
+            continue;
+        } else if (strcmp(a, "--mmproj-audio-only") == 0) {
+            mp.vision = false;
+            continue;
         } else if (strcmp(a, "--no-k-eq-v") == 0) {
             p.k_eq_v = false;
             continue;
@@ -237,6 +324,10 @@ int g4_cmd_make_test_model(int argc, char **argv)
         else if (strcmp(a, "--window") == 0) u = &p.sliding_window;
         else if (strcmp(a, "--ctx") == 0) u = &p.n_ctx_train;
         else if (strcmp(a, "--swa-period") == 0) u = &p.swa_period;
+        else if (strcmp(a, "--mmproj-width") == 0) u = &mm_width;
+        else if (strcmp(a, "--mmproj-pos") == 0) u = &mp.n_pos;
+        else if (strcmp(a, "--mmproj-patch") == 0) u = &mp.patch_size;
+        else if (strcmp(a, "--mmproj-frame") == 0) u = &mp.audio_frame;
         else {
             fprintf(stderr, "gemma4 make-test-model: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -248,8 +339,16 @@ int g4_cmd_make_test_model(int argc, char **argv)
         if (rc)
             return rc;
     }
-    if (!out) {
+    if (!out && !mm_out) {
         fprintf(stderr, "gemma4 make-test-model: -o FILE is required (see --help)\n");
+        return 2;
+    }
+    if (!mm_out && mm_opt) {
+        fprintf(stderr, "gemma4 make-test-model: --mmproj-* options need --mmproj-out FILE\n");
+        return 2;
+    }
+    if (!mp.vision && !mp.audio) {
+        fprintf(stderr, "gemma4 make-test-model: --mmproj-vision-only and --mmproj-audio-only exclude each other\n");
         return 2;
     }
     char err[512];
@@ -257,6 +356,16 @@ int g4_cmd_make_test_model(int argc, char **argv)
         fprintf(stderr, "gemma4 make-test-model: %s\n", err);
         return 2;
     }
+    mp.n_embd = p.n_embd;
+    mp.vision_width = mm_width ? mm_width : p.n_embd;
+    mp.seed = p.seed;
+    mp.n_threads = p.n_threads;
+    if (mm_out && g4_test_mmproj_validate(&mp, err, sizeof err)) {
+        fprintf(stderr, "gemma4 make-test-model: %s\n", err);
+        return 2;
+    }
+    if (!out)
+        return write_mmproj(&mp, mm_out);
 
     ps.t0 = ps.last = cli_now_s();
     p.progress = on_progress;
@@ -274,5 +383,5 @@ int g4_cmd_make_test_model(int argc, char **argv)
     printf("wrote %s: %u layers, embd %u, vocab %u, type %s (token_embd %s), %.2f MiB, %.1f s\n",
            out, p.n_layer, p.n_embd, p.n_vocab, g4_tm_type_name(p.type), etn, mib,
            cli_now_s() - ps.t0);
-    return 0;
+    return mm_out ? write_mmproj(&mp, mm_out) : 0;
 }

@@ -22,7 +22,7 @@ static const command commands[] = {
     { "render", cmd_render, "render a chat conversation to the prompt text (verification)", NULL },
     { "serve", NULL, "OpenAI-compatible HTTP server", "the server work" },
     { "transcribe", NULL, "speech to text", "the audio input work" },
-    { "mmembed", NULL, "image/audio soft-token embeddings (verification)", "the multimodal work" },
+    { "mmembed", cmd_mmembed, "image/audio soft-token embeddings (verification)", NULL },
     { "bench", cmd_bench, "prompt/generation speed (pp/tg tokens/s, load time, peak RSS)", NULL },
     { "quantize", cmd_quantize, "convert a GGUF to another weight type", "the CPU speed work" },
 };

@@ -89,6 +89,13 @@ int64_t cli_parse_tokens(const char *cmd, const char *what, const char *text, in
 
 char *cli_read_file(const char *cmd, const char *path, uint64_t max_bytes)
 {
+    size_t len;
+    return cli_read_file_len(cmd, path, max_bytes, &len);
+}
+
+char *cli_read_file_len(const char *cmd, const char *path, uint64_t max_bytes, size_t *len)
+{
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) { cli_error(cmd, "cannot open '%s': %s", path, strerror(errno)); return NULL; }
     size_t cap = 4096, n = 0;
@@ -109,7 +116,7 @@ char *cli_read_file(const char *cmd, const char *path, uint64_t max_bytes)
         }
     }
     fclose(f);
-    if (buf) buf[n] = 0;
+    if (buf) { buf[n] = 0; *len = n; }
     return buf;
 }
 

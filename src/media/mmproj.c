@@ -541,8 +541,6 @@ static g4_status vision_batch(g4_mmproj *mm, float *x, float *h, float *scratch,
 }
 
 typedef struct {
-    g4_mmproj *mm;
-    const float *patches;
     float *x, *h, *scratch;
 } vbufs;
 
@@ -654,10 +652,11 @@ g4_status g4_mmproj_embed_sized(g4_mmproj *mm, const g4_image *img, g4_embedding
         return g4_fail(err, errlen, G4_ERR_INVALID, "image %ux%u: sides must be multiples of the %u-pixel patch",
                        img->width, img->height, P);
     const uint32_t gw = img->width / P, gh = img->height / P;
+    if (gw > mm->info.n_pos || gh > mm->info.n_pos)
+        return g4_fail(err, errlen, G4_ERR_INVALID,
+                       "image %ux%u has a %ux%u patch grid; the position table has %u entries per axis", img->width,
+                       img->height, gw, gh, mm->info.n_pos);
     g4_status st;
-    if ((st = check_pos(mm, gw - 1, gh - 1, err, errlen)))
-        return g4_fail(err, errlen, G4_ERR_INVALID, "image %ux%u has a %ux%u patch grid; the position table has %u per axis",
-                       img->width, img->height, gw, gh, mm->info.n_pos);
     const uint64_t N = (uint64_t)gw * gh;
     if ((st = embd_alloc(out, N, mm->info.n_embd, "the image", err, errlen))) return st;
     out->width = img->width;

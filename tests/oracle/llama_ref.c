@@ -493,7 +493,7 @@ static double now_s(void) {
 
 struct opts {
     const char *lib, *model, *out;
-    const char *tokens, *tokens_file, *embd_file;
+    const char *tokens, *tokens_file, *embd_file, *embd_prefix, *embd_suffix;
     const char *tok_text, *tok_file, *tok_jsonl;
     bool tokenize, add_special, parse_special, pieces;
     bool all, step, bench;
@@ -511,6 +511,8 @@ static void usage(FILE *f) {
         "  --tokens IDS        token ids, separated by commas and/or whitespace\n"
         "  --tokens-file FILE  the same, read from FILE\n"
         "  --embd FILE         float32 rows (n x n_embd_inp) fed as input embeddings\n"
+        "  --embd-prefix IDS   with --embd: token ids decoded before the rows\n"
+        "  --embd-suffix IDS   with --embd: token ids decoded after the rows\n"
         "output:\n"
         "  -o FILE             write little-endian float32 logits [rows][n_vocab]\n"
         "  --all               logits of every position (default: the last one only)\n"
@@ -562,6 +564,8 @@ static void parse_args(int argc, char **argv, struct opts *o) {
         else if (!strcmp(a, "--tokens")) o->tokens = VAL();
         else if (!strcmp(a, "--tokens-file")) o->tokens_file = VAL();
         else if (!strcmp(a, "--embd")) o->embd_file = VAL();
+        else if (!strcmp(a, "--embd-prefix")) o->embd_prefix = VAL();
+        else if (!strcmp(a, "--embd-suffix")) o->embd_suffix = VAL();
         else if (!strcmp(a, "--tokenize")) { o->tokenize = true; o->tok_text = VAL(); }
         else if (!strcmp(a, "--tokenize-file")) { o->tokenize = true; o->tok_file = VAL(); }
         else if (!strcmp(a, "--tokenize-jsonl")) { o->tokenize = true; o->tok_jsonl = VAL(); }
@@ -615,6 +619,7 @@ static void parse_args(int argc, char **argv, struct opts *o) {
     } else if (inputs != 1) {
         die("give exactly one input: --tokens IDS, --tokens-file FILE or --embd FILE");
     }
+    if ((o->embd_prefix || o->embd_suffix) && !o->embd_file) die("--embd-prefix/--embd-suffix need --embd");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -802,10 +807,11 @@ static int run_logits(const struct opts *o) {
     const int n_embd = L.model_n_embd_inp(model);
     if (n_vocab <= 0 || n_embd <= 0) die("model reports n_vocab %d, n_embd %d", n_vocab, n_embd);
 
-    /* input: token ids, or embedding rows */
-    lr_token *ids = NULL;
+    /* input: token ids, or embedding rows (with optional token ids before
+     * and after them: segments 0, 1, 2) */
+    lr_token *ids = NULL, *pre = NULL, *suf = NULL;
     float *embd = NULL;
-    int n;
+    int n, n_pre = 0, n_suf = 0;
     if (o->embd_file) {
         size_t len;
         char *raw = read_all(o->embd_file, &len);
@@ -819,6 +825,11 @@ static int run_logits(const struct opts *o) {
         if (!host_is_little_endian()) swap4(embd, (size_t)n * (size_t)n_embd);
         for (size_t i = 0; i < (size_t)n * (size_t)n_embd; i++)
             if (!isfinite(embd[i])) die("%s: non-finite value at float %zu", o->embd_file, i);
+        if (o->embd_prefix) n_pre = parse_ids(o->embd_prefix, "--embd-prefix", &pre);
+        if (o->embd_suffix) n_suf = parse_ids(o->embd_suffix, "--embd-suffix", &suf);
+        for (int i = 0; i < n_pre; i++) if (pre[i] >= n_vocab) die("--embd-prefix: id %d >= n_vocab", pre[i]);
+        for (int i = 0; i < n_suf; i++) if (suf[i] >= n_vocab) die("--embd-suffix: id %d >= n_vocab", suf[i]);
+        if (n > INT32_MAX - n_pre - n_suf) die("too many inputs");
     } else {
         if (o->tokens) {
             n = parse_ids(o->tokens, "--tokens", &ids);
@@ -832,6 +843,8 @@ static int run_logits(const struct opts *o) {
         for (int i = 0; i < n; i++)
             if (ids[i] >= n_vocab) die("token id %d (position %d) is not below n_vocab %d", ids[i], i, n_vocab);
     }
+    const int n_mid = n;
+    n = n_pre + n_mid + n_suf;
     if (n == 0) die("no input tokens");
 
     int n_ctx = o->ctx ? o->ctx : (n < 512 ? 512 : n);
@@ -872,25 +885,37 @@ static int run_logits(const struct opts *o) {
 
     int r = 0, calls = 0;
     double t0 = now_s();
-    for (int start = 0; start < n; start += chunk) {
-        int m = n - start < chunk ? n - start : chunk;
-        b.n_tokens = m;
-        if (ids) b.token = ids + start;
-        else b.embd = embd + (size_t)start * (size_t)n_embd;
-        for (int i = 0; i < m; i++) {
-            b.pos[i] = start + i;
-            b.logits[i] = (int8_t)(o->all || start + i == n - 1);
+    /* Segments never share a llama_decode call: a batch is either ids or
+     * embeddings. */
+    const int seg_n[3] = { n_pre, n_mid, n_suf };
+    int base = 0;
+    for (int sg = 0; sg < 3; sg++) {
+        for (int off = 0; off < seg_n[sg]; off += chunk) {
+            int m = seg_n[sg] - off < chunk ? seg_n[sg] - off : chunk;
+            int start = base + off;
+            b.n_tokens = m;
+            b.token = NULL;
+            b.embd = NULL;
+            if (sg == 0) b.token = pre + off;
+            else if (sg == 2) b.token = suf + off;
+            else if (ids) b.token = ids + off;
+            else b.embd = embd + (size_t)off * (size_t)n_embd;
+            for (int i = 0; i < m; i++) {
+                b.pos[i] = start + i;
+                b.logits[i] = (int8_t)(o->all || start + i == n - 1);
+            }
+            int32_t rc = L.decode(ctx, b);
+            calls++;
+            if (rc != 0) die("llama_decode returned %d at position %d", rc, start);
+            for (int i = 0; i < m; i++) {
+                if (!b.logits[i]) continue;
+                const float *lg = L.get_logits_ith(ctx, i);
+                if (!lg) die("no logits for position %d", start + i);
+                memcpy(rows + (size_t)r * (size_t)n_vocab, lg, (size_t)n_vocab * sizeof(float));
+                r++;
+            }
         }
-        int32_t rc = L.decode(ctx, b);
-        calls++;
-        if (rc != 0) die("llama_decode returned %d at position %d", rc, start);
-        for (int i = 0; i < m; i++) {
-            if (!b.logits[i]) continue;
-            const float *lg = L.get_logits_ith(ctx, i);
-            if (!lg) die("no logits for position %d", start + i);
-            memcpy(rows + (size_t)r * (size_t)n_vocab, lg, (size_t)n_vocab * sizeof(float));
-            r++;
-        }
+        base += seg_n[sg];
     }
     L.synchronize(ctx);
     double dt = now_s() - t0;
@@ -922,6 +947,8 @@ static int run_logits(const struct opts *o) {
     free(b.logits);
     free(ids);
     free(embd);
+    free(pre);
+    free(suf);
     L.free_ctx(ctx);
     L.model_free(model);
     return n_bad ? 3 : 0;

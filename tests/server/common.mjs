@@ -93,48 +93,56 @@ export function logitsAll(ids, model = env.model) {
   return rows;
 }
 
-// solveBias(promptIds, seq): {bias: {id: value}, margin} forcing exactly seq
-// under greedy decoding, or null when no static bias does it.
+// The request fields that go with a forced bias (the sampler applies the
+// bias first, then the penalties: a used token drops from ~100 to ~10).
+export const FORCE_PARAMS = { temperature: 0, repetition_penalty: 10, presence_penalty: 2, frequency_penalty: 2 };
+
+// greedy pick under the server's sampler chain (bias, then penalties over the
+// history), for the checks of a solution
+function pick(row, bias, hist) {
+  let best = -1, bv = -Infinity, second = -Infinity;
+  const count = new Map();
+  for (const h of hist) count.set(h, (count.get(h) || 0) + 1);
+  for (let y = 0; y < row.length; y++) {
+    let v = row[y] + (bias[y] || 0);
+    const c = count.get(y);
+    if (c) {
+      v = v > 0 ? v / FORCE_PARAMS.repetition_penalty : v * FORCE_PARAMS.repetition_penalty;
+      v -= FORCE_PARAMS.presence_penalty + FORCE_PARAMS.frequency_penalty * c;
+    }
+    if (v > bv) { second = bv; bv = v; best = y; } else if (v > second) second = v;
+  }
+  return { best, gap: bv - second };
+}
+
+// solveBias(promptIds, seq): {bias: {id: value}, margin} that makes greedy
+// decoding with FORCE_PARAMS write exactly seq (distinct tokens), whether or
+// not the server counts prompt tokens in the penalty history; null if none.
 export function solveBias(promptIds, seq, minMargin = 1.0) {
+  if (new Set(seq).size !== seq.length) throw new Error('forced sequences need distinct tokens');
   const rows = logitsAll(promptIds.concat(seq.slice(0, -1)));
   const L = seq.map((_, t) => rows[promptIds.length - 1 + t]);
-  const D = [...new Set(seq)];
-  const feasible = (m) => {
-    // edges x -> y: b[y] <= b[x] + w
-    const w = new Map();
-    for (let t = 0; t < seq.length; t++) {
-      const x = seq[t];
-      for (const y of D) {
-        if (y === x) continue;
-        const k = x + ',' + y, v = L[t][x] - L[t][y] - m;
-        if (!w.has(k) || v < w.get(k)) w.set(k, v);
+  for (const m of [4, 2, minMargin]) {
+    // earlier tokens outrank later ones at each step: b[t] >= b[j] + L_t[j] - L_t[t] + m
+    const b = new Array(seq.length).fill(0);
+    for (let t = seq.length - 2; t >= 0; t--)
+      for (let j = t + 1; j < seq.length; j++)
+        b[t] = Math.max(b[t], b[j] + L[t][seq[j]] - L[t][seq[t]] + m);
+    const bias = {};
+    seq.forEach((id, t) => { bias[id] = Math.round((b[t] - b[0] + 100) * 1000) / 1000; });
+    if (Math.min(...Object.values(bias)) < -100) continue;
+    let good = true, gap = Infinity;
+    for (const withPrompt of [false, true]) {
+      for (let t = 0; t < seq.length && good; t++) {
+        const hist = (withPrompt ? promptIds : []).concat(seq.slice(0, t)).slice(-64);
+        const r = pick(L[t], bias, hist);
+        if (r.best !== seq[t] || r.gap < minMargin) good = false;
+        gap = Math.min(gap, r.gap);
       }
     }
-    const b = new Map(D.map((d) => [d, 0]));
-    for (let it = 0; it <= D.length; it++) {
-      let changed = false;
-      for (const [k, v] of w) {
-        const [x, y] = k.split(',').map(Number);
-        if (b.get(x) + v < b.get(y) - 1e-9) { b.set(y, b.get(x) + v); changed = true; }
-      }
-      if (!changed) return b;
-    }
-    return null;
-  };
-  let lo = 0, hi = 20, best = feasible(0);
-  if (!best) return null;
-  for (let i = 0; i < 30; i++) {
-    const mid = (lo + hi) / 2, b = feasible(mid);
-    if (b) { lo = mid; best = b; } else hi = mid;
+    if (good) return { bias, margin: gap };
   }
-  if (lo < minMargin) return null;
-  const m = Math.min(lo, 10);
-  const b = feasible(m);
-  const vals = [...b.values()], max = Math.max(...vals);
-  const bias = {};
-  for (const [d, v] of b) bias[d] = Math.round((v - max + 100) * 1000) / 1000;
-  if (Math.min(...Object.values(bias)) < 60 + m) return null;   // would need bans
-  return { bias, margin: m };
+  return null;
 }
 
 // forceChat(messages, wantTexts, opts): search the token sequences for one of
