@@ -33,5 +33,6 @@ int cmd_quantize(int argc, char **argv);
 int cmd_render(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_transcribe(int argc, char **argv);
 
 #endif

@@ -21,7 +21,7 @@ static const command commands[] = {
     { "tokenize", cmd_tokenize, "text to token ids (verification)", NULL },
     { "render", cmd_render, "render a chat conversation to the prompt text (verification)", NULL },
     { "serve", NULL, "OpenAI-compatible HTTP server", "the server work" },
-    { "transcribe", NULL, "speech to text", "the audio input work" },
+    { "transcribe", cmd_transcribe, "speech to text (audio files, any length, in pieces of at most 30 s)", NULL },
     { "mmembed", cmd_mmembed, "image/audio soft-token embeddings (verification)", NULL },
     { "bench", cmd_bench, "prompt/generation speed (pp/tg tokens/s, load time, peak RSS)", NULL },
     { "quantize", cmd_quantize, "convert a GGUF to another weight type", "the CPU speed work" },

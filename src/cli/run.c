@@ -29,6 +29,7 @@
 
 #include "cli/cli.h"
 #include "cli/guards.h"
+#include "cli/media.h"
 #include "gemma4.h"
 
 #define CMD "run"
@@ -48,6 +49,13 @@ static void usage(FILE *f)
         "  --system TEXT         a system message\n"
         "  --think               thinking on (thoughts go to stderr)\n"
         "  --raw                 no chat template: tokenize TEXT (BOS added) and continue it\n"
+        "media (docs/multimodal.md):\n"
+        "  --mmproj FILE         the projector GGUF (gemma4uv / gemma4ua) for images and audio\n"
+        "  --image FILE          an image (JPEG, PNG, WebP, GIF, BMP); repeatable\n"
+        "  --audio FILE          an audio clip (WAV, FLAC, OGG/Vorbis/Opus, MP3); repeatable\n"
+        "  --image-tokens M      soft tokens per image: 70, 140, 280 (default), 560 or 1120\n"
+        "                        Media go into the user turn before the text, in the order given,\n"
+        "                        or where the markers <image> / <audio> stand in the text.\n"
         "sampling (defaults: the checkpoint's):\n"
         "  --temp T              temperature, 0 = greedy (default 1.0)\n"
         "  --top-k K             0 = off (default 64)\n"
@@ -228,6 +236,58 @@ static void on_event(const g4_out_event *ev, void *user)
     }
 }
 
+/* ------------------------------------------------------------ media */
+
+/* The user turn's content parts: text split at the markers "<image>" and
+ * "<audio>" (each takes the next file of its kind); files without a marker
+ * go first, in command-line order. */
+static bool user_parts(json_t *msgs, const char *prompt, cli_media *media, size_t n_media)
+{
+    json_t *parts = json_array();
+    size_t n_img = 0, n_aud = 0, used_img = 0, used_aud = 0;
+    for (size_t i = 0; i < n_media; i++) { if (media[i].kind == CLI_MEDIA_IMAGE) n_img++; else n_aud++; }
+    size_t mk_img = 0, mk_aud = 0;
+    for (const char *p = prompt; (p = strchr(p, '<')); p++) {
+        if (!strncmp(p, "<image>", 7)) mk_img++;
+        else if (!strncmp(p, "<audio>", 7)) mk_aud++;
+    }
+    if ((mk_img && mk_img != n_img) || (mk_aud && mk_aud != n_aud)) {
+        cli_error(CMD, "the prompt has %zu <image> and %zu <audio> markers for %zu --image and %zu --audio files",
+                  mk_img, mk_aud, n_img, n_aud);
+        json_decref(parts);
+        return false;
+    }
+    /* reorder the items to the order their placeholders will appear in */
+    cli_media *order = calloc(n_media, sizeof *order);
+    size_t k = 0;
+    if (!order) { json_decref(parts); return false; }
+    for (size_t i = 0; i < n_media; i++) {
+        bool img = media[i].kind == CLI_MEDIA_IMAGE;
+        if ((img && mk_img) || (!img && mk_aud)) continue;
+        json_array_append_new(parts, json_pack("{s:s}", "type", img ? "image" : "audio"));
+        order[k++] = media[i];
+    }
+    const char *s = prompt;
+    for (;;) {
+        const char *a = strstr(s, "<image>"), *b = strstr(s, "<audio>");
+        const char *q = (a && (!b || a < b)) ? a : b;
+        if (!q) break;
+        if (q > s) json_array_append_new(parts, json_pack("{s:s,s:s%}", "type", "text", "text", s, (size_t)(q - s)));
+        bool img = q == a;
+        json_array_append_new(parts, json_pack("{s:s}", "type", img ? "image" : "audio"));
+        /* the next file of that kind */
+        size_t want = img ? used_img++ : used_aud++, seen = 0;
+        for (size_t i = 0; i < n_media; i++)
+            if ((media[i].kind == CLI_MEDIA_IMAGE) == img && seen++ == want) { order[k++] = media[i]; break; }
+        s = q + 7;
+    }
+    if (*s) json_array_append_new(parts, json_pack("{s:s,s:s}", "type", "text", "text", s));
+    memcpy(media, order, n_media * sizeof *order);
+    free(order);
+    json_array_append_new(msgs, json_pack("{s:s,s:o}", "role", "user", "content", parts));
+    return true;
+}
+
 /* ------------------------------------------------------------ main */
 
 typedef struct {
@@ -264,13 +324,18 @@ int cmd_run(int argc, char **argv)
     guard_opts gopt = guard_default_opts();
     uint64_t seed = 0xC0FFEE;
     g4_sampler_params sp = g4_sampler_default_params();
+    const char *mmproj_path = NULL;
+    int64_t image_tokens = 280;
+    cli_media *media = calloc((size_t)argc, sizeof *media);
+    size_t n_media = 0;
+    if (!media) { cli_error(CMD, "out of memory"); return 1; }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-#define VAL() do { if (!(v = cli_value(CMD, argc, argv, &i))) return EXIT_USAGE; } while (0)
+#define VAL() do { if (!(v = cli_value(CMD, argc, argv, &i))) { free(media); return EXIT_USAGE; } } while (0)
         int gr = guard_parse_opt(CMD, &gopt, argc, argv, &i);
-        if (gr < 0) return EXIT_USAGE;
+        if (gr < 0) { free(media); return EXIT_USAGE; }
         if (gr > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(media); return 0; }
         else if (!strcmp(a, "--think")) think = true;
         else if (!strcmp(a, "--raw")) raw = true;
         else if (!strcmp(a, "--no-mmap")) mmap = false;
@@ -278,24 +343,40 @@ int cmd_run(int argc, char **argv)
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { VAL(); prompt_arg = v; }
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) { VAL(); prompt_file = v; }
         else if (!strcmp(a, "--system")) { VAL(); system = v; }
+        else if (!strcmp(a, "--mmproj")) { VAL(); mmproj_path = v; }
+        else if (!strcmp(a, "--image")) { VAL(); media[n_media].kind = CLI_MEDIA_IMAGE; media[n_media++].path = v; }
+        else if (!strcmp(a, "--audio")) { VAL(); media[n_media].kind = CLI_MEDIA_AUDIO; media[n_media++].path = v; }
+        else if (!strcmp(a, "--image-tokens")) {
+            VAL();
+            if (!cli_parse_i64(CMD, a, v, 1, 1 << 20, &image_tokens)) { free(media); return EXIT_USAGE; }
+            if (image_tokens != 70 && image_tokens != 140 && image_tokens != 280 && image_tokens != 560 && image_tokens != 1120) {
+                cli_error(CMD, "--image-tokens: %lld is not one of 70, 140, 280, 560, 1120", (long long)image_tokens);
+                free(media);
+                return EXIT_USAGE;
+            }
+        }
         else if (!strcmp(a, "--dump-ids")) { VAL(); dump_ids = v; }
-        else if (!strcmp(a, "--ctx")) { VAL(); if (!cli_parse_i64(CMD, a, v, 1, 1 << 30, &n_ctx)) return EXIT_USAGE; }
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VAL(); if (!cli_parse_i64(CMD, a, v, 1, 1024, &threads)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--top-k")) { VAL(); if (!cli_parse_i64(CMD, a, v, 0, INT32_MAX, &top_k)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--repeat-last-n")) { VAL(); if (!cli_parse_i64(CMD, a, v, 0, 1 << 20, &last_n)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--temp") || !strcmp(a, "--temperature")) { VAL(); if (!parse_f(a, v, 0, 1e6, &sp.temperature)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--top-p")) { VAL(); if (!parse_f(a, v, 0, 1, &sp.top_p)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--min-p")) { VAL(); if (!parse_f(a, v, 0, 1, &sp.min_p)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--repeat-penalty")) { VAL(); if (!parse_f(a, v, 1e-6, 1e6, &sp.repeat_penalty)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--presence-penalty")) { VAL(); if (!parse_f(a, v, -1e6, 1e6, &sp.presence_penalty)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--frequency-penalty")) { VAL(); if (!parse_f(a, v, -1e6, 1e6, &sp.frequency_penalty)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--seed")) { VAL(); if (!parse_u64(a, v, &seed)) return EXIT_USAGE; }
-        else { cli_error(CMD, "unknown option '%s' (gemma4 run --help)", a); return EXIT_USAGE; }
+        else if (!strcmp(a, "--ctx")) { VAL(); if (!cli_parse_i64(CMD, a, v, 1, 1 << 30, &n_ctx)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VAL(); if (!cli_parse_i64(CMD, a, v, 1, 1024, &threads)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--top-k")) { VAL(); if (!cli_parse_i64(CMD, a, v, 0, INT32_MAX, &top_k)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--repeat-last-n")) { VAL(); if (!cli_parse_i64(CMD, a, v, 0, 1 << 20, &last_n)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--temp") || !strcmp(a, "--temperature")) { VAL(); if (!parse_f(a, v, 0, 1e6, &sp.temperature)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--top-p")) { VAL(); if (!parse_f(a, v, 0, 1, &sp.top_p)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--min-p")) { VAL(); if (!parse_f(a, v, 0, 1, &sp.min_p)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--repeat-penalty")) { VAL(); if (!parse_f(a, v, 1e-6, 1e6, &sp.repeat_penalty)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--presence-penalty")) { VAL(); if (!parse_f(a, v, -1e6, 1e6, &sp.presence_penalty)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--frequency-penalty")) { VAL(); if (!parse_f(a, v, -1e6, 1e6, &sp.frequency_penalty)) { free(media); return EXIT_USAGE; } }
+        else if (!strcmp(a, "--seed")) { VAL(); if (!parse_u64(a, v, &seed)) { free(media); return EXIT_USAGE; } }
+        else { cli_error(CMD, "unknown option '%s' (gemma4 run --help)", a); free(media); return EXIT_USAGE; }
 #undef VAL
     }
-    if (!model_path) { cli_error(CMD, "missing -m MODEL (gemma4 run --help)"); return EXIT_USAGE; }
-    if ((prompt_arg != NULL) == (prompt_file != NULL)) { cli_error(CMD, "give exactly one of -p TEXT, -p - and -f FILE"); return EXIT_USAGE; }
-    if (raw && (system || think)) { cli_error(CMD, "--raw takes the text as is: --system and --think do not apply"); return EXIT_USAGE; }
+    const char *usage_err = NULL;
+    if (!model_path) usage_err = "missing -m MODEL (gemma4 run --help)";
+    else if ((prompt_arg != NULL) == (prompt_file != NULL)) usage_err = "give exactly one of -p TEXT, -p - and -f FILE";
+    else if (raw && (system || think)) usage_err = "--raw takes the text as is: --system and --think do not apply";
+    else if (n_media && !mmproj_path) usage_err = "--image/--audio need --mmproj FILE (the projector GGUF)";
+    else if (n_media && raw) usage_err = "--raw takes text only: images and audio go through the chat template";
+    if (usage_err) { cli_error(CMD, "%s", usage_err); free(media); return EXIT_USAGE; }
     sp.top_k = (int32_t)top_k;
     sp.penalty_last_n = (int32_t)last_n;
     sp.seed = seed;
@@ -308,21 +389,24 @@ int cmd_run(int argc, char **argv)
         if (!f) { cli_error(CMD, "cannot open '%s': %s", prompt_file, strerror(errno)); return 1; }
         prompt = read_all(f, prompt_file ? prompt_file : "stdin", &prompt_len);
         if (prompt_file) fclose(f);
-        if (!prompt) return 1;
+        if (!prompt) { free(media); return 1; }
     } else {
         prompt_len = strlen(prompt_arg);
         prompt = malloc(prompt_len + 1);
-        if (!prompt) { cli_error(CMD, "out of memory"); return 1; }
+        if (!prompt) { cli_error(CMD, "out of memory"); free(media); return 1; }
         memcpy(prompt, prompt_arg, prompt_len + 1);
     }
     if (!check_text("prompt", prompt, prompt_len) || (system && !check_text("--system", system, strlen(system)))) {
         free(prompt);
+        free(media);
         return 1;
     }
 
     int rc = 1;
     char err[512];
     g4_model *m = NULL;
+    g4_mmproj *mm = NULL;
+    cli_media_tokens mt;
     char *text = NULL;
     int32_t *ids = NULL;
     gen g;
@@ -340,7 +424,11 @@ int cmd_run(int argc, char **argv)
     } else {
         json_t *msgs = json_array();
         if (system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", system));
-        json_array_append_new(msgs, json_pack("{s:s,s:s%}", "role", "user", "content", prompt, prompt_len));
+        if (n_media) {
+            if (!user_parts(msgs, prompt, media, n_media)) { json_decref(msgs); goto done; }
+        } else {
+            json_array_append_new(msgs, json_pack("{s:s,s:s%}", "role", "user", "content", prompt, prompt_len));
+        }
         char *mj = json_dumps(msgs, JSON_COMPACT);
         json_decref(msgs);
         if (!mj) { cli_error(CMD, "out of memory"); goto done; }
@@ -360,6 +448,15 @@ int cmd_run(int argc, char **argv)
     double t_load = cli_now_s() - t0;
 
     if (g4_sampler_new(m, &sp, &g.smp, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); rc = EXIT_USAGE; goto done; }
+    if (n_media) {
+        g4_mmproj_params pp = g4_mmproj_default_params();
+        pp.use_mmap = mmap;
+        pp.n_threads = (int)threads;
+        if (g4_mmproj_load(mmproj_path, &pp, &mm, err, sizeof err) != G4_OK) { cli_error(CMD, "%s: %s", mmproj_path, err); goto done; }
+        if (g4_mmproj_check_model(mm, m, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
+        if (!cli_media_tokens_get(CMD, m, &mt)) goto done;
+        if (!cli_media_embed(CMD, mm, media, n_media, (uint32_t)image_tokens, false)) goto done;
+    }
 
     /* tokens: the render starts with the literal "<bos>": add none */
     size_t n_prompt = 0;
@@ -372,14 +469,20 @@ int cmd_run(int argc, char **argv)
     int32_t bos = g4_token_bos(m);
     if (n_prompt == 0 || ids[0] != bos) { cli_error(CMD, "internal: the prompt does not start with BOS"); goto done; }
 
+    /* positions: media placeholders expand to their rows and markers */
+    int64_t n_positions = (int64_t)n_prompt;
+    if (n_media && (n_positions = cli_media_positions(CMD, &mt, ids, n_prompt, media, n_media)) < 0) { rc = EXIT_USAGE; goto done; }
     g4_context_params cxp = g4_context_default_params();
     cxp.n_ctx = (uint32_t)n_ctx;
     cxp.n_threads = (int)threads;
+    /* an image block is one forward pass */
+    uint32_t blk = cli_media_max_block(media, n_media);
+    if (blk > cxp.n_batch) cxp.n_batch = blk;
     if (g4_context_new(m, &cxp, &g.ctx, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
     uint32_t ctx_n = g4_context_n_ctx(g.ctx);
-    if (n_prompt >= ctx_n) {
-        cli_error(CMD, "the prompt is %zu tokens but the context holds %u (--ctx%s): no room to generate", n_prompt, ctx_n,
-                  n_ctx ? "" : " default");
+    if (n_positions >= (int64_t)ctx_n) {
+        cli_error(CMD, "the prompt is %lld positions%s but the context holds %u (--ctx%s): no room to generate",
+                  (long long)n_positions, n_media ? " with its media" : "", ctx_n, n_ctx ? "" : " default");
         rc = EXIT_USAGE;
         goto done;
     }
@@ -399,9 +502,14 @@ int cmd_run(int argc, char **argv)
 
     /* prefill (g4_decode splits into n_batch chunks) */
     double t1 = cli_now_s();
-    if (g4_decode(g.ctx, ids, (uint32_t)n_prompt, false, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
+    if (n_media) {
+        if (!cli_media_prefill(CMD, g.ctx, g.smp, &mt, ids, n_prompt, media, n_media, false)) goto done;
+    } else {
+        if (g4_decode(g.ctx, ids, (uint32_t)n_prompt, false, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
+        for (size_t i = 0; i < n_prompt; i++) g4_sampler_accept(g.smp, ids[i]);
+    }
     double t_prompt = cli_now_s() - t1;
-    for (size_t i = 0; i < n_prompt; i++) g4_sampler_accept(g.smp, ids[i]);
+    n_prompt = (size_t)n_positions;
 
     /* generation */
     double t2 = cli_now_s();
@@ -478,6 +586,9 @@ done:
     guard_free(&gd);
     g4_sampler_free(g.smp);
     g4_context_free(g.ctx);
+    cli_media_free(media, n_media);
+    free(media);
+    g4_mmproj_free(mm);
     g4_model_free(m);
     free(ids);
     free(text);
