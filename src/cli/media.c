@@ -33,7 +33,7 @@ bool cli_media_tokens_get(const char *cmd, const g4_model *m, cli_media_tokens *
     return true;
 }
 
-static bool embed_audio(const char *cmd, g4_mmproj *mm, cli_media *it, bool quiet)
+static bool embed_audio(const char *cmd, g4_mmproj *mm, cli_media *it)
 {
     char err[512];
     g4_audio a;
@@ -62,8 +62,7 @@ static bool embed_audio(const char *cmd, g4_mmproj *mm, cli_media *it, bool quie
         it->n_parts++;
         it->n_positions += it->parts[p].n_tokens + 2;
     }
-    if (!quiet)
-        fprintf(stderr, "gemma4 %s: audio %s: %.2f s (%u Hz, %u channel%s) -> %u soft tokens%s%s (%.2f s)\n", cmd,
+    snprintf(it->note, sizeof it->note, "audio %s: %.2f s (%u Hz, %u channel%s) -> %u soft tokens%s%s (%.2f s)",
                 it->path, (double)a.n_samples / 16000.0, a.src_rate, a.src_channels, a.src_channels == 1 ? "" : "s",
                 it->n_positions - 2 * it->n_parts, n_parts > 1 ? " in blocks of at most 30 s" : "", "",
                 cli_now_s() - t0);
@@ -71,7 +70,7 @@ static bool embed_audio(const char *cmd, g4_mmproj *mm, cli_media *it, bool quie
     return true;
 }
 
-static bool embed_image(const char *cmd, g4_mmproj *mm, cli_media *it, uint32_t image_tokens, bool quiet)
+static bool embed_image(const char *cmd, g4_mmproj *mm, cli_media *it, uint32_t image_tokens)
 {
     char err[512];
     g4_image img;
@@ -91,15 +90,20 @@ static bool embed_image(const char *cmd, g4_mmproj *mm, cli_media *it, uint32_t 
     }
     it->n_parts = 1;
     it->n_positions = it->parts[0].n_tokens + 2;
-    if (!quiet)
-        fprintf(stderr, "gemma4 %s: image %s: %ux%u -> %ux%u, %ux%u patches = %u soft tokens (%.2f s)\n", cmd, it->path,
+    snprintf(it->note, sizeof it->note, "image %s: %ux%u -> %ux%u, %ux%u patches = %u soft tokens (%.2f s)", it->path,
                 img.width, img.height, it->parts[0].width, it->parts[0].height, it->parts[0].grid_w,
                 it->parts[0].grid_h, it->parts[0].n_tokens, cli_now_s() - t0);
     g4_image_free(&img);
     return true;
 }
 
-bool cli_media_embed(const char *cmd, g4_mmproj *mm, cli_media *items, size_t n, uint32_t image_tokens, bool quiet)
+void cli_media_report(const char *cmd, const cli_media *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (items[i].note[0]) fprintf(stderr, "gemma4 %s: %s\n", cmd, items[i].note);
+}
+
+bool cli_media_embed(const char *cmd, g4_mmproj *mm, cli_media *items, size_t n, uint32_t image_tokens)
 {
     g4_mmproj_info in;
     g4_mmproj_get_info(mm, &in);
@@ -113,7 +117,7 @@ bool cli_media_embed(const char *cmd, g4_mmproj *mm, cli_media *items, size_t n,
             cli_error(cmd, "%s: the projector has no audio part (a vision-only mmproj)", it->path);
             return false;
         }
-        if (!(it->kind == CLI_MEDIA_IMAGE ? embed_image(cmd, mm, it, image_tokens, quiet) : embed_audio(cmd, mm, it, quiet)))
+        if (!(it->kind == CLI_MEDIA_IMAGE ? embed_image(cmd, mm, it, image_tokens) : embed_audio(cmd, mm, it)))
             return false;
     }
     return true;

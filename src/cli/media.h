@@ -23,6 +23,7 @@ typedef struct {
     g4_embedding  *parts;
     uint32_t       n_parts;
     uint32_t       n_positions; /* rows + 2 markers per part */
+    char           note[320];   /* what embedding did, for cli_media_report */
 } cli_media;
 
 /* The placeholder tokens and the block markers (looked up by text). */
@@ -33,9 +34,11 @@ typedef struct {
 
 bool cli_media_tokens_get(const char *cmd, const g4_model *m, cli_media_tokens *t);
 
-/* Loads and embeds every item (progress lines on stderr).  Audio longer than
+/* Loads and embeds every item (a note per item for cli_media_report).  Audio longer than
  * G4_AUDIO_CHUNK_SECONDS becomes consecutive blocks of at most that length. */
-bool cli_media_embed(const char *cmd, g4_mmproj *mm, cli_media *items, size_t n, uint32_t image_tokens, bool quiet);
+bool cli_media_embed(const char *cmd, g4_mmproj *mm, cli_media *items, size_t n, uint32_t image_tokens);
+/* One stderr line per item: size, resize, soft tokens, time. */
+void cli_media_report(const char *cmd, const cli_media *items, size_t n);
 void cli_media_free(cli_media *items, size_t n);
 
 /* Positions the prompt ids take once every placeholder is expanded; -1 when

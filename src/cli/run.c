@@ -425,7 +425,7 @@ int cmd_run(int argc, char **argv)
         json_t *msgs = json_array();
         if (system) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", system));
         if (n_media) {
-            if (!user_parts(msgs, prompt, media, n_media)) { json_decref(msgs); goto done; }
+            if (!user_parts(msgs, prompt, media, n_media)) { json_decref(msgs); rc = EXIT_USAGE; goto done; }
         } else {
             json_array_append_new(msgs, json_pack("{s:s,s:s%}", "role", "user", "content", prompt, prompt_len));
         }
@@ -455,7 +455,7 @@ int cmd_run(int argc, char **argv)
         if (g4_mmproj_load(mmproj_path, &pp, &mm, err, sizeof err) != G4_OK) { cli_error(CMD, "%s: %s", mmproj_path, err); goto done; }
         if (g4_mmproj_check_model(mm, m, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
         if (!cli_media_tokens_get(CMD, m, &mt)) goto done;
-        if (!cli_media_embed(CMD, mm, media, n_media, (uint32_t)image_tokens, false)) goto done;
+        if (!cli_media_embed(CMD, mm, media, n_media, (uint32_t)image_tokens)) goto done;
     }
 
     /* tokens: the render starts with the literal "<bos>": add none */
@@ -487,6 +487,7 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
 
+    cli_media_report(CMD, media, n_media);
     g.dt = g4_detok_new(m, true);
     g.piece_cap = g4_token_max_bytes(m) + 8;
     g.piece = malloc(g.piece_cap);
