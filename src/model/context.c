@@ -91,7 +91,8 @@ g4_status g4_context_new(g4_model *m, const g4_context_params *params, g4_contex
         c->v = alloc_floats(nb * m->max_kv_dim, &ok);
         c->g = alloc_floats(nb * m->n_ff, &ok);
         c->u = alloc_floats(nb * m->n_ff, &ok);
-        c->att = alloc_floats((uint64_t)g4_pool_size(c->pool) * p.n_ctx, &ok);
+        c->att = alloc_floats((uint64_t)g4_pool_size(c->pool) * 2 * G4_ATT_CHUNK * m->max_head_dim, &ok);
+        c->att_tiles = alloc_floats(2 * nb, &ok); /* two u32 per tile */
         c->hidden = alloc_floats(m->n_embd, &ok);
         c->rope_cs = alloc_floats(m->max_head_dim, &ok);
         c->logits = alloc_floats(m->n_vocab, &ok);
@@ -115,7 +116,7 @@ void g4_context_free(g4_context *c)
     }
     if (c->own_pool) g4_pool_free(c->pool);
     free(c->x); free(c->h); free(c->a); free(c->q); free(c->o); free(c->k); free(c->v);
-    free(c->g); free(c->u); free(c->att); free(c->hidden); free(c->logits); free(c->rope_cs);
+    free(c->g); free(c->u); free(c->att); free(c->att_tiles); free(c->hidden); free(c->logits); free(c->rope_cs);
     free(c);
 }
 

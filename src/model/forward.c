@@ -23,73 +23,7 @@ static void kv_store(const g4_context *seq, const g4_kv_layer *kv, uint32_t slot
     if (seq->kv_type == G4_KV_F32) {
         memcpy((float *)base + (size_t)slot * kv->row, src, sizeof(float) * kv->row);
     } else {
-        uint16_t *d = (uint16_t *)base + (size_t)slot * kv->row;
-        for (uint32_t i = 0; i < kv->row; i++) d[i] = g4_f32_to_f16(src[i]);
-    }
-}
-
-/* ---- attention: one (token, query head) pair per work item ------------- */
-
-typedef struct {
-    const g4_context *ctx;   /* scratch owner (q, o, att) */
-    const g4_row *rows;
-    uint32_t layer, window;
-} attn_job;
-
-static void attend_item(void *arg, int64_t item, int tid)
-{
-    attn_job *j = arg;
-    const g4_context *ctx = j->ctx;
-    const g4_layer *ly = &ctx->model->layers[j->layer];
-    uint32_t n_head = ctx->model->n_head, hd = ly->head_dim;
-    uint32_t t = (uint32_t)(item / n_head), head = (uint32_t)(item % n_head);
-    const g4_row *r = &j->rows[t];
-    const g4_kv_layer *kv = &r->seq->kv[j->layer];
-    uint32_t kv_head = head / (n_head / ly->n_kv_head); /* consecutive q heads share a kv head */
-    uint32_t pos = r->pos;
-    /* 2.5: global layers see every earlier position, sliding layers the last
-     * `window` positions including the token itself.  Multimodal §4.5: on
-     * sliding layers a token of an image block also sees the rest of its
-     * block (later positions too), still within the window. */
-    uint32_t first = (ly->sliding && pos + 1 > j->window) ? pos + 1 - j->window : 0;
-    uint32_t last = pos;
-    if (ly->sliding && r->blk_end > pos + 1) {
-        uint64_t reach = (uint64_t)pos + j->window - 1;
-        last = (uint64_t)r->blk_end - 1 < reach ? r->blk_end - 1 : (uint32_t)reach;
-    }
-    uint32_t n_keys = last + 1 - first;
-
-    const float *q = ctx->q + (size_t)t * n_head * hd + (size_t)head * hd;
-    float *out = ctx->o + (size_t)t * n_head * hd + (size_t)head * hd;
-    float *s = ctx->att + (size_t)tid * ctx->n_ctx;
-    bool f16 = r->seq->kv_type == G4_KV_F16;
-
-    /* 7: scores with scale 1.0 (Gemma 4 does not divide by sqrt(hd)) */
-    for (uint32_t i = 0; i < n_keys; i++) {
-        size_t off = (size_t)((first + i) % kv->size) * kv->row + (size_t)kv_head * hd;
-        float acc = 0.0f;
-        if (f16) {
-            const uint16_t *k = (const uint16_t *)kv->k + off;
-            for (uint32_t d = 0; d < hd; d++) acc += q[d] * g4_f16_to_f32(k[d]);
-        } else {
-            const float *k = (const float *)kv->k + off;
-            for (uint32_t d = 0; d < hd; d++) acc += q[d] * k[d];
-        }
-        s[i] = acc;
-    }
-    /* 8: softmax in f32, weighted sum of V */
-    g4_softmax(s, n_keys);
-    memset(out, 0, sizeof(float) * hd);
-    for (uint32_t i = 0; i < n_keys; i++) {
-        size_t off = (size_t)((first + i) % kv->size) * kv->row + (size_t)kv_head * hd;
-        float w = s[i];
-        if (f16) {
-            const uint16_t *v = (const uint16_t *)kv->v + off;
-            for (uint32_t d = 0; d < hd; d++) out[d] += w * g4_f16_to_f32(v[d]);
-        } else {
-            const float *v = (const float *)kv->v + off;
-            for (uint32_t d = 0; d < hd; d++) out[d] += w * v[d];
-        }
+        g4_f32_to_f16_row(src, (uint16_t *)base + (size_t)slot * kv->row, kv->row);
     }
 }
 
@@ -134,9 +68,8 @@ static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint3
         kv_store(rows[t].seq, kv, slot, kv->v, v);
     }
 
-    /* 7-8: attention over the cache */
-    attn_job aj = { ctx, rows, l, m->sliding_window };
-    g4_pool_run(pool, (int64_t)n * nq, attend_item, &aj);
+    /* 7-8: attention over the cache (attention.c) */
+    g4_attention(ctx, rows, n, l);
 
     /* 9-11: output projection, post-attention norm, residual */
     g4_matmul(pool, &ly->attn_output, ctx->o, ctx->a, n, ctx->f32_act);

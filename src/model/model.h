@@ -84,7 +84,8 @@ struct g4_context {
 
     /* scratch for one batch of up to n_batch tokens */
     float *x, *h, *q, *k, *v, *o, *a, *g, *u;
-    float *att;       /* per thread: scores over n_ctx positions */
+    float *att;       /* per thread: a chunk of K and V in f32 (attention.c) */
+    void  *att_tiles; /* n_batch row tiles (attention.c) */
     float *rope_cs;   /* cos/sin of one position: max_head_dim floats */
 
     float   *logits;    /* n_logits x n_vocab */
@@ -121,6 +122,16 @@ typedef struct {
  * of some layers were written: the caller must not advance n_past). */
 bool g4_forward(g4_context *ctx, const g4_row *rows, const int32_t *tokens, const float *embd, uint32_t n,
                 const int32_t *out_rows);
+
+/* attention.c: steps 7-8 for the n rows of a forward batch (q in ctx->q,
+ * results in ctx->o); keys walked in chunks of G4_ATT_CHUNK positions for
+ * tiles of G4_ATT_TILE rows and G4_ATT_SUB query heads. */
+#define G4_ATT_CHUNK 64
+#define G4_ATT_TILE 8
+#define G4_ATT_SUB 4
+void g4_attention(g4_context *ctx, const g4_row *rows, uint32_t n, uint32_t layer);
+/* f32 -> f16 (round to nearest even), with F16C where the CPU level allows. */
+void g4_f32_to_f16_row(const float *src, uint16_t *dst, uint32_t n);
 
 /* Cache slots of layer l for a context of n_ctx positions, batches of n_batch. */
 uint32_t g4_kv_slots(const g4_model *m, uint32_t l, uint32_t n_ctx, uint32_t n_batch);
