@@ -417,11 +417,17 @@ typedef struct {
 
 /* JPEG, PNG, WebP, GIF (first frame) or BMP, recognised by content.
  * Grayscale and palette images become RGB; alpha is dropped (no
- * compositing); 16-bit channels become 8-bit.  Images with more than
- * max_pixels pixels (0 = G4_IMAGE_DEFAULT_MAX_PIXELS) are refused before
- * their pixels are decoded.  Errors name the format and the problem. */
+ * compositing); 16-bit channels become 8-bit (high byte).  The pixels are
+ * those of Pillow's Image.open(f).convert("RGB") (docs/media-files.md).
+ * Images with more than max_pixels pixels (0 = G4_IMAGE_DEFAULT_MAX_PIXELS)
+ * are refused (G4_ERR_INVALID) before their pixels are decoded.  Errors name
+ * the format and the problem: G4_ERR_FORMAT for damaged, truncated or
+ * zero-sized images, G4_ERR_UNSUPPORTED for unrecognised content and
+ * unsupported variants (animated WebP, RLE or 16-bit BMP).  On error
+ * *out is zeroed. */
 g4_status g4_image_decode(const void *data, size_t len, uint64_t max_pixels, g4_image *out,
                           char *err, size_t errlen);
+/* The file is mapped (or read, for pipes; at most 1 GiB); errors name the path. */
 g4_status g4_image_load(const char *path, uint64_t max_pixels, g4_image *out, char *err, size_t errlen);
 void      g4_image_free(g4_image *img);
 
@@ -430,7 +436,9 @@ void      g4_image_free(g4_image *img);
  * 280, 560 or 1120; others refused) keeping the aspect ratio. */
 g4_status g4_image_fit(uint32_t width, uint32_t height, uint32_t max_tokens,
                        uint32_t *out_width, uint32_t *out_height, char *err, size_t errlen);
-/* Pillow-compatible antialiased bicubic resize (Image.resize(BICUBIC)). */
+/* Pillow-compatible antialiased bicubic resize (Image.resize(BICUBIC)),
+ * bit-exact with Pillow 9.4.  Same size: a copy.  G4_ERR_INVALID for an
+ * empty source or a zero target side. */
 g4_status g4_image_resize(const g4_image *src, uint32_t width, uint32_t height, g4_image *out,
                           char *err, size_t errlen);
 
@@ -441,11 +449,18 @@ typedef struct {
     uint32_t src_rate, src_channels;  /* of the file */
 } g4_audio;
 
-/* WAV (PCM 16/24/32, float), FLAC, OGG/Vorbis, OGG/Opus, MP3 via
- * libsndfile; channels averaged; resampled to 16 kHz with libsoxr.  Files
- * longer than max_seconds (0 = no limit) are refused. */
+/* WAV (PCM 16/24/32, float), FLAC, OGG/Vorbis, OGG/Opus, MP3 (also AIFF,
+ * AU, CAF, W64, RF64) via libsndfile; channels averaged; resampled to
+ * 16 kHz with libsoxr (SOXR_HQ), not at all when already 16 kHz.  Float
+ * samples are not clipped; NaN/Inf are refused.  Files longer than
+ * max_seconds (0 = no limit) are refused (G4_ERR_INVALID, naming both
+ * durations).  A valid file without samples gives n_samples = 0 and
+ * samples = NULL (g4_mmproj_embed_audio refuses it).  Truncated files are
+ * G4_ERR_FORMAT, except MP3, whose length is only an estimate: a cut MP3
+ * decodes to the frames present. */
 g4_status g4_audio_decode(const void *data, size_t len, double max_seconds, g4_audio *out,
                           char *err, size_t errlen);
+/* The file is mapped (or read, for pipes; at most 4 GiB); errors name the path. */
 g4_status g4_audio_load(const char *path, double max_seconds, g4_audio *out, char *err, size_t errlen);
 void      g4_audio_free(g4_audio *a);
 

@@ -39,7 +39,7 @@ static bool embed_audio(const char *cmd, g4_mmproj *mm, cli_media *it)
     g4_audio a;
     memset(&a, 0, sizeof a);
     if (g4_audio_load(it->path, 0, &a, err, sizeof err) != G4_OK) {
-        cli_error(cmd, "%s: %s", it->path, err);
+        cli_error(cmd, "%s", err); /* names the file */
         return false;
     }
     if (a.n_samples == 0) {
@@ -76,7 +76,7 @@ static bool embed_image(const char *cmd, g4_mmproj *mm, cli_media *it, uint32_t 
     g4_image img;
     memset(&img, 0, sizeof img);
     if (g4_image_load(it->path, 0, &img, err, sizeof err) != G4_OK) {
-        cli_error(cmd, "%s: %s", it->path, err);
+        cli_error(cmd, "%s", err); /* names the file */
         return false;
     }
     it->parts = calloc(1, sizeof *it->parts);

@@ -481,7 +481,7 @@ int cmd_run(int argc, char **argv)
     if (g4_context_new(m, &cxp, &g.ctx, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
     uint32_t ctx_n = g4_context_n_ctx(g.ctx);
     if (n_positions >= (int64_t)ctx_n) {
-        cli_error(CMD, "the prompt is %lld positions%s but the context holds %u (--ctx%s): no room to generate",
+        cli_error(CMD, "the prompt is %lld tokens%s but the context holds %u (--ctx%s): no room to generate",
                   (long long)n_positions, n_media ? " with its media" : "", ctx_n, n_ctx ? "" : " default");
         rc = EXIT_USAGE;
         goto done;

@@ -161,7 +161,7 @@ int cmd_transcribe(int argc, char **argv)
     if (!mi.has_audio) { cli_error(CMD, "%s has no audio part (a vision-only projector)", mmproj_path); goto done; }
     cli_media_tokens mt;
     if (!cli_media_tokens_get(CMD, m, &mt)) goto done;
-    if (g4_audio_load(audio_path, 0, &au, err, sizeof err) != G4_OK) { cli_error(CMD, "%s: %s", audio_path, err); goto done; }
+    if (g4_audio_load(audio_path, 0, &au, err, sizeof err) != G4_OK) { cli_error(CMD, "%s", err); goto done; }
     if (au.n_samples == 0) { cli_error(CMD, "%s: the audio has no samples: nothing to transcribe", audio_path); goto done; }
 
     size_t text_len = strlen(text), n_ids = 0;

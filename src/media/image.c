@@ -215,6 +215,7 @@ static void jpeg_on_progress(j_common_ptr c)
     if (d->input_scan_number > JPEG_MAX_SCANS) {
         jpeg_errmgr *e = (jpeg_errmgr *)c->err;
         snprintf(e->msg, sizeof e->msg, "more than %d progressive scans", JPEG_MAX_SCANS);
+        e->pub.msg_code = 0;
         longjmp(e->jb, 1);
     }
 }
@@ -249,7 +250,14 @@ static g4_status decode_jpeg(const uint8_t *data, size_t len, uint64_t max_pixel
         jpeg_destroy_decompress(&ci);
         free(pix);
         free(row4);
-        return g4_media_fail(err, errlen, G4_ERR_FORMAT, "JPEG: %s", je.msg);
+        /* Valid files using what libjpeg-turbo does not implement (lossless
+         * or 12-bit JPEG, odd colour spaces) are unsupported, not damaged. */
+        int code = je.pub.msg_code;
+        g4_status es = code == JERR_SOF_UNSUPPORTED || code == JERR_BAD_PRECISION || code == JERR_CONVERSION_NOTIMPL ||
+                               code == JERR_NOT_COMPILED || code == JERR_NOTIMPL
+                           ? G4_ERR_UNSUPPORTED
+                           : G4_ERR_FORMAT;
+        return g4_media_fail(err, errlen, es, "JPEG: %s", je.msg);
     }
     jpeg_create_decompress(&ci);
     if (len > ULONG_MAX) {   /* jpeg_mem_src takes an unsigned long */
@@ -295,6 +303,7 @@ static g4_status decode_jpeg(const uint8_t *data, size_t len, uint64_t max_pixel
         JSAMPROW r = cmyk ? row4 : pix + (size_t)y * w * 3;
         if (jpeg_read_scanlines(&ci, &r, 1) != 1) {
             snprintf(je.msg, sizeof je.msg, "decoder stopped at row %u of %u", y, h);
+            je.pub.msg_code = 0;
             longjmp(je.jb, 1);
         }
         if (cmyk) {
@@ -647,8 +656,9 @@ static g4_status decode_bmp(const uint8_t *data, size_t len, uint64_t max_pixels
             return g4_media_fail(err, errlen, G4_ERR_UNSUPPORTED,
                                  "unsupported BMP: 32-bit bit fields other than 8-8-8 BGR");
     }
+    /* Indices past the palette read as grey (i, i, i), as in Pillow. */
     uint8_t pal[256][3];
-    memset(pal, 0, sizeof pal);
+    for (int i = 0; i < 256; i++) pal[i][0] = pal[i][1] = pal[i][2] = (uint8_t)i;
     if (bpp <= 8) {
         uint32_t maxc = 1u << bpp;
         if (nclr == 0) nclr = maxc;
@@ -690,7 +700,7 @@ static g4_status decode_bmp(const uint8_t *data, size_t len, uint64_t max_pixels
             for (uint64_t x = 0; x < width; x++, o += 3) {
                 unsigned sh = (unsigned)(per - 1 - x % per) * bpp;
                 unsigned idx = (s[x / per] >> sh) & mask;
-                memcpy(o, pal[idx], 3);   /* entries past nclr stay black */
+                memcpy(o, pal[idx], 3);
             }
             break;
         }
