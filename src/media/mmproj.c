@@ -12,11 +12,17 @@
  * llama.cpp's converter fills with placeholders (head counts, block counts,
  * num_mel_bins): nothing here divides by a metadata value.
  *
- * Numerics: f32 activations everywhere (g4_matmul with f32_act, whatever the
- * weight type): llama.cpp found that rounding the 6912-wide activations to
- * f16 overflows on high-contrast patches (§2.8).  LayerNorm statistics are
- * accumulated in double.  Patches (frames) are processed in batches so that
- * each weight matrix is read once per batch, not once per token.
+ * Numerics: f32 activations everywhere.  llama.cpp found that rounding the
+ * 6912-wide activations to f16 overflows on high-contrast patches (§2.8),
+ * so the matrix products never use the half / 8-bit activation formats the
+ * decoder uses for llama.cpp parity: F16, BF16 and Q8_0 matrices are
+ * converted to f32 copies at load (exact; at most ~200 MB for the 12B
+ * projector, the size of an all-F32 file) and every product is f32 x f32
+ * on g4_matmul's vectorised path, with no rounding of the activations.
+ * The position table stays as stored (one row per patch is dequantized).
+ * LayerNorm statistics are accumulated in double.  Patches (frames) are
+ * processed in batches so that each weight matrix is read once per batch,
+ * not once per token.
  */
 #include <errno.h>
 #include <math.h>
@@ -31,7 +37,9 @@
 enum {
     MAX_WIDTH = 1 << 20,  /* any tensor dimension we accept */
     MAX_PATCH = 1024,     /* model patch side in pixels */
-    BATCH = 256           /* patches / frames per pass over the weights */
+    BATCH = 64            /* patches / frames per pass over the weights: 64 rows of
+                             activations (1.7 MiB at 6912) stay in L2 while every
+                             weight row meets them */
 };
 
 static const char *const SUPPORTED = "gemma4.c supports gemma4uv/gemma4ua (Gemma 4 12B Unified)";
@@ -182,9 +190,22 @@ static g4_status bind_vec(loadctx *L, const char *name, uint64_t n, float **out)
     return G4_OK;
 }
 
-/* A matrix used in place: F32, F16, BF16 or Q8_0, rows of `cols` elements.
- * n_dims and the expected ne[] were checked by the caller. */
-static g4_status bind_mat(loadctx *L, const gguf_tensor *t, uint64_t cols, uint64_t rows, g4_mat *out)
+typedef struct {
+    const g4_mat *src;
+    float *dst;
+} dequant_job;
+
+static void dequant_row(void *arg, int64_t r, int tid)
+{
+    (void)tid;
+    const dequant_job *j = arg;
+    g4_mat_row(j->src, r, j->dst + (size_t)r * (size_t)j->src->cols);
+}
+
+/* A matrix: F32, F16, BF16 or Q8_0, rows of `cols` elements.  n_dims and
+ * the expected ne[] were checked by the caller.  With to_f32, a non-F32
+ * matrix is replaced by an f32 copy (see the top of the file). */
+static g4_status bind_mat(loadctx *L, const gguf_tensor *t, uint64_t cols, uint64_t rows, bool to_f32, g4_mat *out)
 {
     const g4_type_traits *tr = g4_type_get(t->type);
     if (t->type != G4_TYPE_F32 && t->type != G4_TYPE_F16 && t->type != G4_TYPE_BF16 && t->type != G4_TYPE_Q8_0)
@@ -200,6 +221,18 @@ static g4_status bind_mat(loadctx *L, const gguf_tensor *t, uint64_t cols, uint6
     out->rows = (int64_t)rows;
     out->cols = (int64_t)cols;
     out->row_bytes = rb;
+    if (!to_f32 || t->type == G4_TYPE_F32) return G4_OK;
+    g4_mmproj *mm = L->mm;
+    if (rows > SIZE_MAX / sizeof(float) / cols || mm->n_owned >= (int)(sizeof mm->owned / sizeof mm->owned[0]))
+        return g4_fail(L->err, L->errlen, G4_ERR_NOMEM, "tensor '%s' is too large to convert to f32", t->name);
+    float *f = malloc((size_t)rows * cols * sizeof(float));
+    if (!f) return g4_fail(L->err, L->errlen, G4_ERR_NOMEM, "out of memory converting '%s' to f32", t->name);
+    mm->owned[mm->n_owned++] = f;
+    dequant_job j = { out, f };
+    g4_pool_run(mm->pool, (int64_t)rows, dequant_row, &j);
+    out->type = G4_TYPE_F32;
+    out->data = f;
+    out->row_bytes = cols * sizeof(float);
     return G4_OK;
 }
 
@@ -217,7 +250,13 @@ static g4_status load_vision(loadctx *L)
     uint32_t ps = 0, merge = 3;
     if ((st = opt_u32(L, "clip.vision.patch_size", 1, MAX_PATCH, &ps, &present))) return st;
     if (!present) return g4_fail(L->err, L->errlen, G4_ERR_FORMAT, "missing key 'clip.vision.patch_size'");
-    if ((st = opt_u32(L, "clip.vision.projector.scale_factor", 1, MAX_PATCH, &merge, &present))) return st;
+    /* llama.cpp writes scale_factor as an integer; accept an integral float too */
+    double sf;
+    if (gguf_get_float(mm->gguf, "clip.vision.projector.scale_factor", &sf) == 0 && sf == floor(sf) && sf >= 1 &&
+        sf <= MAX_PATCH)
+        merge = (uint32_t)sf;
+    else if ((st = opt_u32(L, "clip.vision.projector.scale_factor", 1, MAX_PATCH, &merge, &present)))
+        return st;
     uint64_t patch = (uint64_t)ps * merge;
     if (patch > MAX_PATCH)
         return g4_fail(L->err, L->errlen, G4_ERR_FORMAT, "patch size %u x merge %u = %llu pixels is too large (at most %d)",
@@ -235,7 +274,7 @@ static g4_status load_vision(loadctx *L)
                        (unsigned long long)patch, ps, merge);
     const uint64_t W = t->ne[1];
     in->vision_width = (uint32_t)W;
-    if ((st = bind_mat(L, t, D, W, &mm->patch_embd))) return st;
+    if ((st = bind_mat(L, t, D, W, true, &mm->patch_embd))) return st;
     uint32_t key_w = 0;
     if ((st = opt_u32(L, "clip.vision.embedding_length", 0, UINT32_MAX, &key_w, &present))) return st;
     if (present && key_w != W)
@@ -258,7 +297,7 @@ static g4_status load_vision(loadctx *L)
                        "tensor 'v.position_embd.weight' has shape %s, expected [%llu, n_pos, 2]",
                        shape_str(t, sh, sizeof sh), (unsigned long long)W);
     in->n_pos = (uint32_t)t->ne[1];
-    if ((st = bind_mat(L, t, W, 2 * t->ne[1], &mm->pos))) return st;
+    if ((st = bind_mat(L, t, W, 2 * t->ne[1], false, &mm->pos))) return st;
 
     if ((st = find(L, "mm.input_projection.weight", &t))) return st;
     if (t->n_dims != 2 || t->ne[0] != W || t->ne[1] < 1 || t->ne[1] > MAX_WIDTH)
@@ -266,7 +305,7 @@ static g4_status load_vision(loadctx *L)
                        "tensor 'mm.input_projection.weight' has shape %s, expected [%llu, n_embd]",
                        shape_str(t, sh, sizeof sh), (unsigned long long)W);
     in->n_embd = (uint32_t)t->ne[1];
-    if ((st = bind_mat(L, t, W, t->ne[1], &mm->proj))) return st;
+    if ((st = bind_mat(L, t, W, t->ne[1], true, &mm->proj))) return st;
     uint32_t key_e = 0;
     if ((st = opt_u32(L, "clip.vision.projection_dim", 0, UINT32_MAX, &key_e, &present))) return st;
     if (present && key_e != in->n_embd)
@@ -310,7 +349,7 @@ static g4_status load_audio(loadctx *L)
         return g4_fail(L->err, L->errlen, G4_ERR_FORMAT,
                        "mm.a.input_projection.weight outputs %llu values but mm.input_projection.weight outputs %u",
                        (unsigned long long)t->ne[1], in->n_embd);
-    if ((st = bind_mat(L, t, t->ne[0], t->ne[1], &mm->proj_a))) return st;
+    if ((st = bind_mat(L, t, t->ne[0], t->ne[1], true, &mm->proj_a))) return st;
     in->audio_frame = (uint32_t)t->ne[0];
     in->n_embd = (uint32_t)t->ne[1];
     in->audio_rate = G4_MM_AUDIO_RATE;
@@ -384,6 +423,11 @@ g4_status g4_mmproj_load(const char *path, const g4_mmproj_params *params, g4_mm
         g4_mmproj_free(mm);
         return st;
     }
+    mm->n_threads = p.n_threads > 0 ? p.n_threads : g4_cpu_count();
+    if (!(mm->pool = g4_pool_new(mm->n_threads))) {
+        g4_mmproj_free(mm);
+        return g4_fail(err, errlen, G4_ERR_NOMEM, "cannot start %d threads", mm->n_threads);
+    }
     loadctx L = { mm, err, errlen };
     gguf_str arch;
     r = gguf_get_str(mm->gguf, "general.architecture", &arch);
@@ -413,11 +457,6 @@ g4_status g4_mmproj_load(const char *path, const g4_mmproj_params *params, g4_mm
                        "mmproj '%s' has no projector: neither clip.has_vision_encoder nor clip.has_audio_encoder is true",
                        path);
     }
-    mm->n_threads = p.n_threads > 0 ? p.n_threads : g4_cpu_count();
-    if (!(mm->pool = g4_pool_new(mm->n_threads))) {
-        g4_mmproj_free(mm);
-        return g4_fail(err, errlen, G4_ERR_NOMEM, "cannot start %d threads", p.n_threads);
-    }
     *out = mm;
     return G4_OK;
 }
@@ -427,6 +466,7 @@ void g4_mmproj_free(g4_mmproj *mm)
     if (!mm) return;
     free(mm->ln1_w); free(mm->ln1_b); free(mm->patch_b);
     free(mm->ln2_w); free(mm->ln2_b); free(mm->ln3_w); free(mm->ln3_b);
+    for (int i = 0; i < mm->n_owned; i++) free(mm->owned[i]);
     g4_pool_free(mm->pool);
     gguf_close(mm->gguf);
     free(mm->file_copy);
@@ -531,9 +571,10 @@ static g4_status vision_batch(g4_mmproj *mm, float *x, float *h, float *scratch,
 {
     vjob j = { mm, x, h, cols, rows, scratch, tr, t0 };
     g4_pool_run(mm->pool, n, ln1_item, &j);
-    g4_matmul(mm->pool, &mm->patch_embd, x, h, n, true);
+    /* F32 weights: their activation format is f32, nothing is rounded */
+    g4_matmul(mm->pool, &mm->patch_embd, x, h, n, false);
     g4_pool_run(mm->pool, n, mid_item, &j);
-    g4_matmul(mm->pool, &mm->proj, h, out, n, true);
+    g4_matmul(mm->pool, &mm->proj, h, out, n, false);
     if (!all_finite(out, (size_t)n * mm->info.n_embd))
         return g4_fail(err, errlen, G4_ERR_FORMAT,
                        "the vision projector produced a non-finite value: its weights hold inf or NaN");
@@ -775,7 +816,7 @@ g4_status g4_mmproj_embed_audio(g4_mmproj *mm, const float *samples, uint64_t n_
         ajob j = { mm, samples, n_samples, f0, x };
         g4_pool_run(mm->pool, k, frame_item, &j);
         float *o = out->rows + f0 * mm->info.n_embd;
-        g4_matmul(mm->pool, &mm->proj_a, x, o, k, true);
+        g4_matmul(mm->pool, &mm->proj_a, x, o, k, false);
         if (!all_finite(o, (size_t)k * mm->info.n_embd)) {
             st = g4_fail(err, errlen, G4_ERR_FORMAT,
                          "the audio projector produced a non-finite value: its weights hold inf or NaN");

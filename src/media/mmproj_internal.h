@@ -34,7 +34,8 @@ struct g4_mmproj {
     g4_mmproj_info info;
     uint32_t patch_dim;     /* 3 * patch * patch */
 
-    /* vision (spec §2.10); vectors are f32 copies, matrices point into the file */
+    /* vision (spec §2.10); vectors are f32 copies; matrices point into the
+     * file when they are F32, else into f32 copies (owned[]) */
     float *ln1_w, *ln1_b;   /* v.patch_norm.1.*, patch_dim, (C,Y,X) order */
     g4_mat patch_embd;      /* v.patch_embd.weight: vision_width x patch_dim */
     float *patch_b;         /* v.patch_embd.bias */
@@ -46,6 +47,11 @@ struct g4_mmproj {
 
     /* audio (spec §3.5) */
     g4_mat proj_a;          /* mm.a.input_projection.weight: n_embd x audio_frame */
+
+    /* f32 copies of the F16 / BF16 / Q8_0 matrices (patch_embd and the
+     * projections; see mmproj.c), freed with the handle */
+    float *owned[3];
+    int    n_owned;
 };
 
 /* Patch vector of grid cell (col, row) of img, in the GGUF weights' (C,Y,X)
