@@ -15,20 +15,25 @@
  * Numerics: f32 activations everywhere.  llama.cpp found that rounding the
  * 6912-wide activations to f16 overflows on high-contrast patches (§2.8),
  * so the matrix products never use the half / 8-bit activation formats the
- * decoder uses for llama.cpp parity: F16, BF16 and Q8_0 matrices are
- * converted to f32 copies at load (exact; at most ~200 MB for the 12B
- * projector, the size of an all-F32 file) and every product is f32 x f32
- * on g4_matmul's vectorised path, with no rounding of the activations.
- * The position table stays as stored (one row per patch is dequantized).
- * LayerNorm statistics are accumulated in double.  Patches (frames) are
- * processed in batches so that each weight matrix is read once per batch,
- * not once per token.
+ * decoder uses for llama.cpp parity: the three matrices, whatever their
+ * type (F32, F16, BF16, Q8_0), are converted to f32 at load (exact) straight
+ * into the panel layout of kernels/sgemm.h (~175 MB for the 12B projector,
+ * the size of an all-F32 file; no other copy is kept, and the file pages
+ * they came from are handed back to the kernel when the file is mapped),
+ * and every product is g4_sgemm: f32 x f32 with f32 accumulation in a fixed
+ * order, no rounding of the activations, the same bits at every CPU level
+ * and thread count.  The position table stays as stored (one row per patch
+ * is dequantized).  LayerNorm statistics are accumulated in double.
+ * Patches (frames) go through in batches so that each weight matrix is
+ * streamed from memory once per batch, not once per token.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels/quant.h"
 #include "media/mmproj_internal.h"
@@ -37,10 +42,22 @@
 enum {
     MAX_WIDTH = 1 << 20,  /* any tensor dimension we accept */
     MAX_PATCH = 1024,     /* model patch side in pixels */
-    BATCH = 64            /* patches / frames per pass over the weights: 64 rows of
-                             activations (1.7 MiB at 6912) stay in L2 while every
-                             weight row meets them */
+    BATCH = 256,          /* patches / frames per pass over the weights: a 768x768
+                             image in one pass; each pass streams the 175 MB of
+                             packed f32 weights from memory once (7 MB of patch
+                             vectors per batch) */
+    BATCH_BYTES = 64 << 20 /* ... but no more than this much input per batch
+                              (an odd file's 3 x 1024^2 patch would need 3 GB) */
 };
+
+/* Rows per batch for inputs of `width` floats, at most n (n > 0). */
+static uint32_t batch_rows(uint64_t n, uint64_t width)
+{
+    uint64_t b = BATCH_BYTES / (width * sizeof(float));
+    if (b > BATCH) b = BATCH;
+    if (b < 1) b = 1;
+    return (uint32_t)(n < b ? n : b);
+}
 
 static const char *const SUPPORTED = "gemma4.c supports gemma4uv/gemma4ua (Gemma 4 12B Unified)";
 
@@ -190,22 +207,27 @@ static g4_status bind_vec(loadctx *L, const char *name, uint64_t n, float **out)
     return G4_OK;
 }
 
-typedef struct {
-    const g4_mat *src;
-    float *dst;
-} dequant_job;
-
-static void dequant_row(void *arg, int64_t r, int tid)
+/* g4_sgemm_rows_done for a mapped file: drops the pages wholly inside
+ * [p, p + n) from the resident set, as each panel is packed (a packed
+ * matrix never reads its source again, and a read-only file mapping reloads
+ * a page if anything touches it later), so loading an F32 file never holds
+ * a matrix twice. */
+static void release_pages(void *ctx, const void *p, uint64_t n)
 {
-    (void)tid;
-    const dequant_job *j = arg;
-    g4_mat_row(j->src, r, j->dst + (size_t)r * (size_t)j->src->cols);
+    (void)ctx;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) page = 4096;
+    const uintptr_t pg = (uintptr_t)page;
+    const uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), b = ((uintptr_t)p + (uintptr_t)n) & ~(pg - 1);
+    if (b > a) madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
 }
 
 /* A matrix: F32, F16, BF16 or Q8_0, rows of `cols` elements.  n_dims and
- * the expected ne[] were checked by the caller.  With to_f32, a non-F32
- * matrix is replaced by an f32 copy (see the top of the file). */
-static g4_status bind_mat(loadctx *L, const gguf_tensor *t, uint64_t cols, uint64_t rows, bool to_f32, g4_mat *out)
+ * the expected ne[] were checked by the caller.  With packed, the matrix is
+ * converted to f32 into g4_sgemm's layout (see the top of the file) and
+ * *out only describes the stored tensor. */
+static g4_status bind_mat(loadctx *L, const gguf_tensor *t, uint64_t cols, uint64_t rows, g4_sgemm_w *packed,
+                          g4_mat *out)
 {
     const g4_type_traits *tr = g4_type_get(t->type);
     if (t->type != G4_TYPE_F32 && t->type != G4_TYPE_F16 && t->type != G4_TYPE_BF16 && t->type != G4_TYPE_Q8_0)
@@ -221,18 +243,12 @@ static g4_status bind_mat(loadctx *L, const gguf_tensor *t, uint64_t cols, uint6
     out->rows = (int64_t)rows;
     out->cols = (int64_t)cols;
     out->row_bytes = rb;
-    if (!to_f32 || t->type == G4_TYPE_F32) return G4_OK;
-    g4_mmproj *mm = L->mm;
-    if (rows > SIZE_MAX / sizeof(float) / cols || mm->n_owned >= (int)(sizeof mm->owned / sizeof mm->owned[0]))
+    if (!packed) return G4_OK;
+    if (rows > SIZE_MAX / sizeof(float) / cols)
         return g4_fail(L->err, L->errlen, G4_ERR_NOMEM, "tensor '%s' is too large to convert to f32", t->name);
-    float *f = malloc((size_t)rows * cols * sizeof(float));
-    if (!f) return g4_fail(L->err, L->errlen, G4_ERR_NOMEM, "out of memory converting '%s' to f32", t->name);
-    mm->owned[mm->n_owned++] = f;
-    dequant_job j = { out, f };
-    g4_pool_run(mm->pool, (int64_t)rows, dequant_row, &j);
-    out->type = G4_TYPE_F32;
-    out->data = f;
-    out->row_bytes = cols * sizeof(float);
+    /* read into malloc'ed memory (no mmap): those pages must stay */
+    if (!g4_sgemm_pack(L->mm->pool, out, L->mm->file_copy ? NULL : release_pages, NULL, packed))
+        return g4_fail(L->err, L->errlen, G4_ERR_NOMEM, "out of memory converting '%s' to f32", t->name);
     return G4_OK;
 }
 
@@ -274,7 +290,8 @@ static g4_status load_vision(loadctx *L)
                        (unsigned long long)patch, ps, merge);
     const uint64_t W = t->ne[1];
     in->vision_width = (uint32_t)W;
-    if ((st = bind_mat(L, t, D, W, true, &mm->patch_embd))) return st;
+    g4_mat m;
+    if ((st = bind_mat(L, t, D, W, &mm->patch_embd, &m))) return st;
     uint32_t key_w = 0;
     if ((st = opt_u32(L, "clip.vision.embedding_length", 0, UINT32_MAX, &key_w, &present))) return st;
     if (present && key_w != W)
@@ -297,7 +314,7 @@ static g4_status load_vision(loadctx *L)
                        "tensor 'v.position_embd.weight' has shape %s, expected [%llu, n_pos, 2]",
                        shape_str(t, sh, sizeof sh), (unsigned long long)W);
     in->n_pos = (uint32_t)t->ne[1];
-    if ((st = bind_mat(L, t, W, 2 * t->ne[1], false, &mm->pos))) return st;
+    if ((st = bind_mat(L, t, W, 2 * t->ne[1], NULL, &mm->pos))) return st;
 
     if ((st = find(L, "mm.input_projection.weight", &t))) return st;
     if (t->n_dims != 2 || t->ne[0] != W || t->ne[1] < 1 || t->ne[1] > MAX_WIDTH)
@@ -305,7 +322,7 @@ static g4_status load_vision(loadctx *L)
                        "tensor 'mm.input_projection.weight' has shape %s, expected [%llu, n_embd]",
                        shape_str(t, sh, sizeof sh), (unsigned long long)W);
     in->n_embd = (uint32_t)t->ne[1];
-    if ((st = bind_mat(L, t, W, t->ne[1], true, &mm->proj))) return st;
+    if ((st = bind_mat(L, t, W, t->ne[1], &mm->proj, &m))) return st;
     uint32_t key_e = 0;
     if ((st = opt_u32(L, "clip.vision.projection_dim", 0, UINT32_MAX, &key_e, &present))) return st;
     if (present && key_e != in->n_embd)
@@ -349,7 +366,8 @@ static g4_status load_audio(loadctx *L)
         return g4_fail(L->err, L->errlen, G4_ERR_FORMAT,
                        "mm.a.input_projection.weight outputs %llu values but mm.input_projection.weight outputs %u",
                        (unsigned long long)t->ne[1], in->n_embd);
-    if ((st = bind_mat(L, t, t->ne[0], t->ne[1], true, &mm->proj_a))) return st;
+    g4_mat m;
+    if ((st = bind_mat(L, t, t->ne[0], t->ne[1], &mm->proj_a, &m))) return st;
     in->audio_frame = (uint32_t)t->ne[0];
     in->n_embd = (uint32_t)t->ne[1];
     in->audio_rate = G4_MM_AUDIO_RATE;
@@ -466,7 +484,9 @@ void g4_mmproj_free(g4_mmproj *mm)
     if (!mm) return;
     free(mm->ln1_w); free(mm->ln1_b); free(mm->patch_b);
     free(mm->ln2_w); free(mm->ln2_b); free(mm->ln3_w); free(mm->ln3_b);
-    for (int i = 0; i < mm->n_owned; i++) free(mm->owned[i]);
+    g4_sgemm_w_free(&mm->patch_embd);
+    g4_sgemm_w_free(&mm->proj);
+    g4_sgemm_w_free(&mm->proj_a);
     g4_pool_free(mm->pool);
     gguf_close(mm->gguf);
     free(mm->file_copy);
@@ -547,8 +567,7 @@ static void mid_item(void *arg, int64_t i, int tid)
     vjob *j = arg;
     g4_mmproj *mm = j->mm;
     const uint64_t W = mm->info.vision_width;
-    float *h = j->h + (uint64_t)i * W;
-    for (uint64_t k = 0; k < W; k++) h[k] += mm->patch_b[k];
+    float *h = j->h + (uint64_t)i * W; /* the dense output, bias included */
     TRACE(dense, h);
     layer_norm(h, mm->ln2_w, mm->ln2_b, (int64_t)W);
     TRACE(ln2, h);
@@ -570,11 +589,13 @@ static g4_status vision_batch(g4_mmproj *mm, float *x, float *h, float *scratch,
                               char *err, size_t errlen)
 {
     vjob j = { mm, x, h, cols, rows, scratch, tr, t0 };
+    const int64_t D = mm->patch_dim, W = mm->info.vision_width, E = mm->info.n_embd;
     g4_pool_run(mm->pool, n, ln1_item, &j);
-    /* F32 weights: their activation format is f32, nothing is rounded */
-    g4_matmul(mm->pool, &mm->patch_embd, x, h, n, false);
+    if (!g4_sgemm(mm->pool, &mm->patch_embd, x, D, n, mm->patch_b, h, W))
+        return g4_fail(err, errlen, G4_ERR_NOMEM, "out of memory for a batch of %u patches", n);
     g4_pool_run(mm->pool, n, mid_item, &j);
-    g4_matmul(mm->pool, &mm->proj, h, out, n, false);
+    if (!g4_sgemm(mm->pool, &mm->proj, h, W, n, NULL, out, E))
+        return g4_fail(err, errlen, G4_ERR_NOMEM, "out of memory for a batch of %u patches", n);
     if (!all_finite(out, (size_t)n * mm->info.n_embd))
         return g4_fail(err, errlen, G4_ERR_FORMAT,
                        "the vision projector produced a non-finite value: its weights hold inf or NaN");
@@ -621,7 +642,7 @@ g4_status g4_mmproj_vision_rows(g4_mmproj *mm, const float *patches, const uint3
     g4_status st;
     for (uint32_t i = 0; i < n; i++)
         if ((st = check_pos(mm, cols[i], rows[i], err, errlen))) return st;
-    uint32_t bn = n < BATCH ? n : BATCH;
+    uint32_t bn = batch_rows(n, mm->patch_dim);
     vbufs b;
     if ((st = vbufs_new(mm, bn, &b, err, errlen))) return st;
     pthread_mutex_lock(&mm->lock);
@@ -705,7 +726,7 @@ g4_status g4_mmproj_embed_sized(g4_mmproj *mm, const g4_image *img, g4_embedding
     out->grid_w = gw;
     out->grid_h = gh;
 
-    const uint32_t bn = N < BATCH ? (uint32_t)N : BATCH;
+    const uint32_t bn = batch_rows(N, mm->patch_dim);
     vbufs b;
     uint32_t *cols = malloc(bn * sizeof *cols), *rows = malloc(bn * sizeof *rows);
     if (!cols || !rows || (st = vbufs_new(mm, bn, &b, err, errlen))) {
@@ -804,7 +825,7 @@ g4_status g4_mmproj_embed_audio(g4_mmproj *mm, const float *samples, uint64_t n_
     const uint64_t T = n_samples / F + (n_samples % F != 0);
     g4_status st = embd_alloc(out, T, mm->info.n_embd, "the audio", err, errlen);
     if (st) return st;
-    const uint32_t bn = T < BATCH ? (uint32_t)T : BATCH;
+    const uint32_t bn = batch_rows(T, F);
     float *x = malloc((size_t)bn * F * sizeof(float));
     if (!x) {
         g4_embedding_free(out);
@@ -816,7 +837,10 @@ g4_status g4_mmproj_embed_audio(g4_mmproj *mm, const float *samples, uint64_t n_
         ajob j = { mm, samples, n_samples, f0, x };
         g4_pool_run(mm->pool, k, frame_item, &j);
         float *o = out->rows + f0 * mm->info.n_embd;
-        g4_matmul(mm->pool, &mm->proj_a, x, o, k, false);
+        if (!g4_sgemm(mm->pool, &mm->proj_a, x, (int64_t)F, k, NULL, o, mm->info.n_embd)) {
+            st = g4_fail(err, errlen, G4_ERR_NOMEM, "out of memory for a batch of %u audio frames", k);
+            break;
+        }
         if (!all_finite(o, (size_t)k * mm->info.n_embd)) {
             st = g4_fail(err, errlen, G4_ERR_FORMAT,
                          "the audio projector produced a non-finite value: its weights hold inf or NaN");

@@ -13,6 +13,7 @@
 #include "gemma4.h"
 #include "gguf/gguf.h"
 #include "kernels/ops.h"
+#include "kernels/sgemm.h"
 #include "kernels/threadpool.h"
 
 /* LayerNorm eps of LN1, LN2 and pos_norm: PyTorch's default, not stored in
@@ -34,24 +35,20 @@ struct g4_mmproj {
     g4_mmproj_info info;
     uint32_t patch_dim;     /* 3 * patch * patch */
 
-    /* vision (spec §2.10); vectors are f32 copies; matrices point into the
-     * file when they are F32, else into f32 copies (owned[]) */
+    /* vision (spec §2.10); vectors are f32 copies; the three matrices are
+     * f32 copies packed for g4_sgemm (kernels/sgemm.h), whatever type the
+     * file stores them in; the position table points into the file */
     float *ln1_w, *ln1_b;   /* v.patch_norm.1.*, patch_dim, (C,Y,X) order */
-    g4_mat patch_embd;      /* v.patch_embd.weight: vision_width x patch_dim */
+    g4_sgemm_w patch_embd;  /* v.patch_embd.weight: vision_width x patch_dim */
     float *patch_b;         /* v.patch_embd.bias */
     float *ln2_w, *ln2_b;   /* v.patch_norm.2.* */
     g4_mat pos;             /* v.position_embd.weight as 2*n_pos rows of
                                vision_width: x-table (columns), then y-table (rows) */
     float *ln3_w, *ln3_b;   /* v.patch_norm.3.* (HF pos_norm) */
-    g4_mat proj;            /* mm.input_projection.weight: n_embd x vision_width */
+    g4_sgemm_w proj;        /* mm.input_projection.weight: n_embd x vision_width */
 
     /* audio (spec §3.5) */
-    g4_mat proj_a;          /* mm.a.input_projection.weight: n_embd x audio_frame */
-
-    /* f32 copies of the F16 / BF16 / Q8_0 matrices (patch_embd and the
-     * projections; see mmproj.c), freed with the handle */
-    float *owned[3];
-    int    n_owned;
+    g4_sgemm_w proj_a;      /* mm.a.input_projection.weight: n_embd x audio_frame */
 };
 
 /* Patch vector of grid cell (col, row) of img, in the GGUF weights' (C,Y,X)
