@@ -65,8 +65,10 @@ static void probe(void)
     probed = true;
 #ifdef G4_X86
     detected = probe_x86();
-    for (int l = G4_CPU_AVX2; l <= detected; l++)
+    for (int l = G4_CPU_AVX2; l <= detected; l++) {
         g4_simd_x86_fill(l, &level_tables[l]);
+        g4_gemm_x86_fill(l, &level_tables[l]);
+    }
 #endif
     active = detected;
     const char *env = getenv("G4_CPU");
@@ -88,6 +90,7 @@ static void probe(void)
                 /* the x4 kernel must be the exact twin of the single one:
                  * from the same level, or none */
                 g4_dispatch_active.vec_dot_x4[i] = level_tables[l].vec_dot_x4[i];
+                g4_dispatch_active.gemm[i] = level_tables[l].gemm[i];
             }
             if (level_tables[l].quantize_act[i])
                 g4_dispatch_active.quantize_act[i] = level_tables[l].quantize_act[i];
@@ -134,4 +137,12 @@ g4_vec_dot_x4_fn g4_kernel_vec_dot_x4(int level, uint32_t type)
     if (level < 0 || level >= G4_CPU_LEVELS || type >= 64)
         return NULL;
     return level_tables[level].vec_dot_x4[type];
+}
+
+const g4_gemm_kernel *g4_kernel_gemm(int level, uint32_t type)
+{
+    probe();
+    if (level < 0 || level >= G4_CPU_LEVELS || type >= 64)
+        return NULL;
+    return level_tables[level].gemm[type];
 }

@@ -24,6 +24,7 @@
 #ifndef G4_DISPATCH_H
 #define G4_DISPATCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { G4_CPU_SCALAR = 0, G4_CPU_AVX2 = 1, G4_CPU_AVX512 = 2, G4_CPU_LEVELS = 3 };
@@ -39,12 +40,38 @@ typedef void (*g4_quantize_act_fn)(const float *x, void *dst, int64_t n);
  * weight unpacking is shared.  Same preconditions as g4_vec_dot_fn. */
 typedef void (*g4_vec_dot_x4_fn)(const void *w_row, const void *const act_rows[4], float out[4], int64_t n);
 
+/*
+ * A matrix kernel: y[t][r] = dot(weight row r, activation row t) for the
+ * rows [r0, r1) of a weight matrix and all n_tok activation rows (already
+ * encoded in the vec_dot_type), each result BIT-IDENTICAL to the same
+ * level's g4_vec_dot_fn of (row r, activation row t) whatever n_tok, r0 and
+ * r1 are.  Below G4_GEMM_MIN_TOK tokens it runs as matrix-vector products,
+ * from there as a blocked matrix-matrix product (each weight block unpacked
+ * once for many tokens).
+ *   prep_bytes(n_tok, n): bytes of the prepared activations (n = columns);
+ *   prep(act, act_bytes, n_tok, n, dst): lays the encoded activation rows
+ *     out for `run` (once per product, before the threads start; dst is
+ *     64-byte aligned);
+ *   run(w, row_bytes, r0, r1, n, prep, act, act_bytes, n_tok, y, ldy):
+ *     writes y[t * ldy + r]; safe to call from several threads on disjoint
+ *     row ranges.
+ */
+enum { G4_GEMM_MIN_TOK = 4 };
+typedef struct {
+    size_t (*prep_bytes)(int64_t n_tok, int64_t n);
+    void   (*prep)(const uint8_t *act, uint64_t act_bytes, int64_t n_tok, int64_t n, void *dst);
+    void   (*run)(const uint8_t *w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t n, const void *prep,
+                  const uint8_t *act, uint64_t act_bytes, int64_t n_tok, float *y, int64_t ldy);
+} g4_gemm_kernel;
+
 typedef struct {
     g4_vec_dot_fn      vec_dot[64];      /* by weight type id */
     g4_quantize_act_fn quantize_act[64]; /* by vec_dot_type id */
     /* by weight type id; in the active table only when it is the twin of
      * the active vec_dot entry (same level), else NULL */
     g4_vec_dot_x4_fn   vec_dot_x4[64];
+    /* by weight type id; the same twin rule as vec_dot_x4 */
+    const g4_gemm_kernel *gemm[64];
 } g4_kernel_table;
 
 /* The active kernels (with fallbacks filled in); all NULL before the
@@ -60,8 +87,12 @@ const char *g4_cpu_level_name(int level);
 g4_vec_dot_fn      g4_kernel_vec_dot(int level, uint32_t type);
 g4_quantize_act_fn g4_kernel_quantize_act(int level, uint32_t vdt);
 g4_vec_dot_x4_fn   g4_kernel_vec_dot_x4(int level, uint32_t type);
+const g4_gemm_kernel *g4_kernel_gemm(int level, uint32_t type);
 
 /* simd_x86.c: fills the entries it has for `level` (AVX2 or AVX512) */
 void g4_simd_x86_fill(int level, g4_kernel_table *t);
+/* gemm_x86.c: the matrix kernels for `level` and the one-row kernels they
+ * are twins of (runs after g4_simd_x86_fill and replaces its entries) */
+void g4_gemm_x86_fill(int level, g4_kernel_table *t);
 
 #endif

@@ -65,6 +65,29 @@ static void matmul_item(void *arg, int64_t item, int tid)
     }
 }
 
+/* rows per work item of a matrix kernel: a multiple of its row tiles (8
+ * for matrix-matrix, 16 for matrix-vector) */
+enum { GEMM_ROWS_PER_ITEM = 64 };
+
+typedef struct {
+    const g4_mat *w;
+    const g4_gemm_kernel *k;
+    const void *prep;
+    const uint8_t *act;
+    uint64_t act_bytes;
+    float *y;
+    int64_t n_tok;
+} gemm_job;
+
+static void gemm_item(void *arg, int64_t item, int tid)
+{
+    (void)tid;
+    const gemm_job *j = arg;
+    int64_t r0 = item * GEMM_ROWS_PER_ITEM, r1 = r0 + GEMM_ROWS_PER_ITEM;
+    if (r1 > j->w->rows) r1 = j->w->rows;
+    j->k->run(j->w->data, j->w->row_bytes, r0, r1, j->w->cols, j->prep, j->act, j->act_bytes, j->n_tok, j->y, j->w->rows);
+}
+
 void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t n_tok, bool f32_act)
 {
     if (n_tok <= 0 || w->rows <= 0)
@@ -84,6 +107,20 @@ void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t
     if (!act) abort(); /* n_tok rows of ~cols bytes: out of memory here is fatal anyway */
     for (int64_t t = 0; t < n_tok; t++)
         g4_quantize_act(vdt, x + t * w->cols, act + (uint64_t)t * ab, w->cols);
+    /* the active level's matrix kernel: every (row, token) result is the
+     * same bits as its g4_vec_dot, whatever the batch (dispatch.h) */
+    const g4_gemm_kernel *k = !plain && w->cols > 0 && w->type < G4_TYPE_COUNT_ ? g4_dispatch_active.gemm[w->type] : NULL;
+    if (k) {
+        const size_t pb = k->prep_bytes(n_tok, w->cols);
+        void *prep = aligned_alloc(64, (pb + 63) / 64 * 64 + 64);
+        if (!prep) abort();
+        k->prep(act, ab, n_tok, w->cols, prep);
+        gemm_job gj = { w, k, prep, act, ab, y, n_tok };
+        g4_pool_run(pool, (w->rows + GEMM_ROWS_PER_ITEM - 1) / GEMM_ROWS_PER_ITEM, gemm_item, &gj);
+        free(prep);
+        free(act);
+        return;
+    }
     matmul_job j = { w, act, ab, y, n_tok, plain };
     int64_t items = (w->rows + MATMUL_ROWS_PER_ITEM - 1) / MATMUL_ROWS_PER_ITEM;
     g4_pool_run(pool, items, matmul_item, &j);

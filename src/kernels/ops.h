@@ -26,7 +26,9 @@ typedef struct {
  * they stay f32 and the weights are dequantized on the fly (the model's
  * math without activation rounding; slower).  x is n_tok x cols,
  * y is n_tok x rows (row-major).  Each weight row is read once per call,
- * whatever n_tok is: prefill batches pay the weight bandwidth once. */
+ * whatever n_tok is (the AVX-512 matrix kernels: once per 512 tokens):
+ * prefill batches pay the weight bandwidth once.  Every y[t][r] is the same
+ * bits whatever n_tok is (kernels/dispatch.h). */
 void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t n_tok, bool f32_act);
 
 /* Dequantize row r of W into dst (cols floats). */

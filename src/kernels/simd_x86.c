@@ -16,6 +16,10 @@
  *     eight lane sums for K-quants); the float dots accumulate the same float
  *     products in double, in lanes.  Results agree with the scalar twin to
  *     1e-6 of sum|terms|.
+ *     Exception: the AVX-512 q4_K/q5_K/q6_K dots (and q4_0/q8_0, which live
+ *     in gemm_x86.c) follow gemm_x86.c's "block chain" instead -- one exact
+ *     int32 per 256-element block, then a scalar FMA chain over the blocks
+ *     -- so that its matrix kernels are their bit-exact twins.
  *   - the integer paths are exact for every weight byte and for activations
  *     in [-127, 127], i.e. every Q8_0/Q8_K row encoded from finite floats
  *     (-128 only encodes NaN/inf; the sign trick wraps there, as ggml's).
@@ -74,6 +78,14 @@ T2 static inline double hsum_pd(__m256d v)
     return _mm_cvtsd_f64(s);
 }
 
+T2 static inline int hsum_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
 T2 static inline float hmax_ps(__m256 v)
 {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -101,10 +113,6 @@ T2 static inline __m256i dot_i8_avx2(__m256i x, __m256i y)
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-T5 static inline __m256i dot_i8_vnni(__m256i x, __m256i y)
-{
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
 
 /* scale and min j of a q4_K/q5_K block (6-bit fields packed in 12 bytes) */
 static inline void k4_sm(const uint8_t *q, int j, int *sc, int *m)
@@ -392,69 +400,6 @@ T2 static void qa_q8_K_avx2(const float *x, void *dst, int64_t n)
 
 /* -------------------------------------------------- AVX-512 dots */
 
-/* two q4_0 blocks per zmm: unsigned nibbles (0..15) dot signed activations
- * with VNNI, minus 8 * sum(a) (another dpbusd) */
-T5 static float vd_q4_0_avx512(const void *wv, const void *av, int64_t n)
-{
-    const uint8_t *w = wv, *a = av;
-    const int64_t nb = n / 32;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 4 <= nb; i += 4, w += 4 * SZ_Q4_0, a += 4 * SZ_Q8_0) {
-        for (int u = 0; u < 2; u++) {
-            const uint8_t *w0 = w + 2 * u * SZ_Q4_0, *w1 = w0 + SZ_Q4_0;
-            const uint8_t *a0 = a + 2 * u * SZ_Q8_0, *a1 = a0 + SZ_Q8_0;
-            const __m128i q0 = loadu128(w0 + 2), q1 = loadu128(w1 + 2);
-            const __m256i x0 = _mm256_set_m128i(_mm_srli_epi16(q0, 4), q0);
-            const __m256i x1 = _mm256_set_m128i(_mm_srli_epi16(q1, 4), q1);
-            const __m512i x = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1), m4);
-            const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(a0 + 2)), loadu256(a1 + 2), 1);
-            const __m512i neg = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y));
-            const __m512i p = _mm512_dpbusd_epi32(neg, x, y);
-            const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(fh(w0) * fh(a0)), _mm512_set1_ps(fh(w1) * fh(a1)));
-            if (u)
-                acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1);
-            else
-                acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0);
-        }
-    }
-    acc0 = _mm512_add_ps(acc0, acc1);
-    __m256 acc = _mm256_add_ps(_mm512_castps512_ps256(acc0),
-                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc0), 1)));
-    for (; i < nb; i++, w += SZ_Q4_0, a += SZ_Q8_0) {
-        const __m256i p = dot_i8_vnni(unpack_q4_0(w + 2), loadu256(a + 2));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(fh(w) * fh(a)), acc);
-    }
-    return hsum_ps(acc);
-}
-
-/* two q8_0 blocks per zmm: |x| (unsigned) dot sign(x)*y with VNNI */
-T5 static float vd_q8_0_avx512(const void *wv, const void *av, int64_t n)
-{
-    const uint8_t *w = wv, *a = av;
-    const int64_t nb = n / 32;
-    __m512 acc0 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2, w += 2 * SZ_Q8_0, a += 2 * SZ_Q8_0) {
-        const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(w + 2)), loadu256(w + SZ_Q8_0 + 2), 1);
-        const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(a + 2)), loadu256(a + SZ_Q8_0 + 2), 1);
-        const __mmask64 neg = _mm512_movepi8_mask(x);
-        const __m512i sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(x), sy);
-        const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(fh(w) * fh(a)),
-                                              _mm512_set1_ps(fh(w + SZ_Q8_0) * fh(a + SZ_Q8_0)));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0);
-    }
-    __m256 acc = _mm256_add_ps(_mm512_castps512_ps256(acc0),
-                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc0), 1)));
-    for (; i < nb; i++, w += SZ_Q8_0, a += SZ_Q8_0) {
-        const __m256i p = dot_i8_vnni(loadu256(w + 2), loadu256(a + 2));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(fh(w) * fh(a)), acc);
-    }
-    return hsum_ps(acc);
-}
-
 /* q6_K with 64 elements per zmm: planes 0+1 and 2+3 of a 128-element half;
  * the high bits come from one 32-byte qh load broadcast to both halves and
  * shifted per half (sllv/srlv). */
@@ -466,7 +411,7 @@ T5 static float vd_q6_K_avx512(const void *wv, const void *av, int64_t n)
     const __m512i cnt01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i cnt23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     const __m512i ctl01 = _mm512_loadu_si512(CTL6_01), ctl23 = _mm512_loadu_si512(CTL6_23);
-    __m256 acc = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++, w += SZ_Q6_K, a += SZ_Q8_K) {
         const uint8_t *q8 = a + 4;
         const __m256i corr = _mm256_madd_epi16(loadu256(a + 260), _mm256_cvtepi8_epi16(loadu128(w + 192)));
@@ -485,21 +430,45 @@ T5 static float vd_q6_K_avx512(const void *wv, const void *av, int64_t n)
         }
         __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
         i8 = _mm256_sub_epi32(i8, _mm256_slli_epi32(corr, 5));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_set1_ps(fh(w + 208) * f32_at(a)), acc);
+        acc = _mm_fmadd_ss(_mm_set_ss((float)hsum_epi32(i8)), _mm_set_ss(fh(w + 208) * f32_at(a)), acc);
     }
-    return hsum_ps(acc);
+    return _mm_cvtss_f32(acc);
 }
 
-/* q4_K / q5_K: 64 elements (one 32-byte qs chunk: two sub-blocks) per zmm */
+/* the 8 six-bit scales (bytes 0-7) and 8 mins (bytes 8-15) of a q4_K /
+ * q5_K block, as k4_sm unpacks them one by one; q points at the 12 packed
+ * bytes (the 4 bytes read after them are still inside the block).  As
+ * dwords u0..u2: scales 0-3 = u0 & 3f.., scales 4-7 = (u2 & 0f..) | top
+ * bits of u0, mins 0-3 = u1 & 3f.., mins 4-7 = (u2 >> 4 & 0f..) | top bits
+ * of u1 ((x >> 6) << 4 per byte is (x >> 2) & 0x30 per dword). */
+T5 static inline __m128i k45_sm(const uint8_t *q)
+{
+    const __m128i u = loadu128(q);
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                                     _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                     _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(lo, hi);
+}
+
+/* q4_K / q5_K: 64 elements (one 32-byte qs chunk: two sub-blocks) per zmm;
+ * scales and mins unpacked in registers (the scalar k45_scales costs more
+ * than the dot itself) */
 T5 static inline float k45_avx512(const uint8_t *w, const uint8_t *a, int64_t nb, int five)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    float summ = 0.0f;
+    /* chunk c multiplies by scale 2c (low 256 bits) and 2c+1 (high) */
+    __m512i sidx[4];
+    for (int c = 0; c < 4; c++)
+        sidx[c] = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * c)), _mm256_set1_epi16((short)(2 * c + 1)), 1);
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
     const int sz = five ? SZ_Q5_K : SZ_Q4_K;
     for (int64_t i = 0; i < nb; i++, w += sz, a += SZ_Q8_K) {
-        int sc[8];
-        const int msum = k45_scales(w, a, sc);
+        const __m128i sm = k45_sm(w + 4);
+        /* sum_j min_j * (activation sum of sub-block j), from the bsums */
+        const __m256i bsp = _mm256_madd_epi16(loadu256(a + 260), _mm256_set1_epi16(1));
+        const int msum = hsum_epi32(_mm256_mullo_epi32(bsp, _mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8))));
+        const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm));
         const uint8_t *qs = w + (five ? 48 : 16), *q8 = a + 4;
         __m512i hv = five ? _mm512_broadcast_i64x4(loadu256(w + 16)) : _mm512_setzero_si512();
         if (five)  /* low half: bit 2c (low nibbles), high half: bit 2c+1 */
@@ -514,15 +483,14 @@ T5 static inline float k45_avx512(const uint8_t *w, const uint8_t *a, int64_t nb
                 hv = _mm512_srli_epi16(hv, 2);
             }
             const __m512i p = _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8 + 64 * c));
-            const __m512i s = _mm512_inserti64x4(_mm512_set1_epi16((short)sc[2 * c]), _mm256_set1_epi16((short)sc[2 * c + 1]), 1);
-            isum = _mm512_dpwssd_epi32(isum, p, s);
+            isum = _mm512_dpwssd_epi32(isum, p, _mm512_permutexvar_epi16(sidx[c], sc16));
         }
         const __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
         const float yd = f32_at(a);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_set1_ps(fh(w) * yd), acc);
-        summ += (fh(w + 2) * yd) * (float)msum;
+        acc = _mm_fmadd_ss(_mm_set_ss((float)hsum_epi32(i8)), _mm_set_ss(fh(w) * yd), acc);
+        accm = _mm_fmadd_ss(_mm_set_ss((float)msum), _mm_set_ss(fh(w + 2) * yd), accm);
     }
-    return hsum_ps(acc) - summ;
+    return _mm_cvtss_f32(_mm_sub_ss(acc, accm));
 }
 
 T5 static float vd_q4_K_avx512(const void *w, const void *a, int64_t n) { return k45_avx512(w, a, n / QK, 0); }
@@ -569,8 +537,7 @@ void g4_simd_x86_fill(int level, g4_kernel_table *t)
         t->quantize_act[G4_TYPE_Q8_0] = qa_q8_0_avx2;
         t->quantize_act[G4_TYPE_Q8_K] = qa_q8_K_avx2;
     } else if (level == G4_CPU_AVX512) {
-        t->vec_dot[G4_TYPE_Q4_0] = vd_q4_0_avx512;
-        t->vec_dot[G4_TYPE_Q8_0] = vd_q8_0_avx512;
+        /* q4_0, q8_0: gemm_x86.c */
         t->vec_dot[G4_TYPE_Q6_K] = vd_q6_K_avx512;
         t->vec_dot[G4_TYPE_Q4_K] = vd_q4_K_avx512;
         t->vec_dot[G4_TYPE_Q5_K] = vd_q5_K_avx512;
@@ -670,112 +637,13 @@ T2 static void vd4_q6_K_avx2(const void *wv, const void *const av[4], float out[
         out[k] = hsum_ps(acc[k]);
 }
 
-/* twin of vd_q4_0_avx512 */
-T5 static void vd4_q4_0_avx512(const void *wv, const void *const av[4], float out[4], int64_t n)
-{
-    const uint8_t *w = wv;
-    const uint8_t *a[4] = { av[0], av[1], av[2], av[3] };
-    const int64_t nb = n / 32;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
-    __m512 acc0[4], acc1[4];
-    UNROLL4 for (int k = 0; k < 4; k++)
-        acc0[k] = acc1[k] = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 4 <= nb; i += 4, w += 4 * SZ_Q4_0) {
-        for (int u = 0; u < 2; u++) {
-            const uint8_t *w0 = w + 2 * u * SZ_Q4_0, *w1 = w0 + SZ_Q4_0;
-            const __m128i q0 = loadu128(w0 + 2), q1 = loadu128(w1 + 2);
-            const __m256i x0 = _mm256_set_m128i(_mm_srli_epi16(q0, 4), q0);
-            const __m256i x1 = _mm256_set_m128i(_mm_srli_epi16(q1, 4), q1);
-            const __m512i x = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1), m4);
-            const float dw0 = fh(w0), dw1 = fh(w1);
-            UNROLL4 for (int k = 0; k < 4; k++) {
-                const uint8_t *a0 = a[k] + (i + 2 * u) * SZ_Q8_0, *a1 = a0 + SZ_Q8_0;
-                const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(a0 + 2)), loadu256(a1 + 2), 1);
-                const __m512i neg = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y));
-                const __m512i p = _mm512_dpbusd_epi32(neg, x, y);
-                const __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(dw0 * fh(a0)), _mm512_set1_ps(dw1 * fh(a1)));
-                if (u)
-                    acc1[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1[k]);
-                else
-                    acc0[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0[k]);
-            }
-        }
-    }
-    __m256 acc[4];
-    UNROLL4 for (int k = 0; k < 4; k++) {
-        const __m512 s = _mm512_add_ps(acc0[k], acc1[k]);
-        acc[k] = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
-    }
-    for (; i < nb; i++, w += SZ_Q4_0) {
-        const __m256i x = unpack_q4_0(w + 2);
-        const float dw = fh(w);
-        UNROLL4 for (int k = 0; k < 4; k++) {
-            const uint8_t *ak = a[k] + i * SZ_Q8_0;
-            const __m256i p = dot_i8_vnni(x, loadu256(ak + 2));
-            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * fh(ak)), acc[k]);
-        }
-    }
-    UNROLL4 for (int k = 0; k < 4; k++)
-        out[k] = hsum_ps(acc[k]);
-}
-
-/* twin of vd_q6_K_avx512 */
-T5 static void vd4_q6_K_avx512(const void *wv, const void *const av[4], float out[4], int64_t n)
-{
-    const uint8_t *w = wv;
-    const uint8_t *a[4] = { av[0], av[1], av[2], av[3] };
-    const int64_t nb = n / QK;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    const __m512i cnt01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-    const __m512i cnt23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    const __m512i ctl01 = _mm512_loadu_si512(CTL6_01), ctl23 = _mm512_loadu_si512(CTL6_23);
-    __m256 acc[4];
-    UNROLL4 for (int k = 0; k < 4; k++)
-        acc[k] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++, w += SZ_Q6_K) {
-        const __m256i s16 = _mm256_cvtepi8_epi16(loadu128(w + 192));
-        __m512i isum[4];
-        UNROLL4 for (int k = 0; k < 4; k++)
-            isum[k] = _mm512_setzero_si512();
-        for (int h = 0; h < 2; h++) {
-            const __m512i s = _mm512_broadcast_i32x4(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(w + 192 + 8 * h))));
-            const __m512i ql = _mm512_loadu_si512(w + 64 * h);
-            const __m512i hb = _mm512_broadcast_i64x4(loadu256(w + 128 + 32 * h));
-            const __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(hb, cnt01), m30));
-            const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                                _mm512_and_si512(_mm512_srlv_epi16(hb, cnt23), m30));
-            const __m512i s01 = _mm512_shuffle_epi8(s, ctl01), s23 = _mm512_shuffle_epi8(s, ctl23);
-            UNROLL4 for (int k = 0; k < 4; k++) {
-                const uint8_t *q8 = a[k] + i * SZ_Q8_K + 4;
-                const __m512i p01 = _mm512_maddubs_epi16(q01, _mm512_loadu_si512(q8 + 128 * h));
-                const __m512i p23 = _mm512_maddubs_epi16(q23, _mm512_loadu_si512(q8 + 128 * h + 64));
-                isum[k] = _mm512_dpwssd_epi32(isum[k], p01, s01);
-                isum[k] = _mm512_dpwssd_epi32(isum[k], p23, s23);
-            }
-        }
-        const float dw = fh(w + 208);
-        UNROLL4 for (int k = 0; k < 4; k++) {
-            const uint8_t *ak = a[k] + i * SZ_Q8_K;
-            const __m256i corr = _mm256_madd_epi16(loadu256(ak + 260), s16);
-            __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(isum[k]), _mm512_extracti64x4_epi64(isum[k], 1));
-            i8 = _mm256_sub_epi32(i8, _mm256_slli_epi32(corr, 5));
-            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i8), _mm256_set1_ps(dw * f32_at(ak)), acc[k]);
-        }
-    }
-    UNROLL4 for (int k = 0; k < 4; k++)
-        out[k] = hsum_ps(acc[k]);
-}
-
 static void fill_x4(int level, g4_kernel_table *t)
 {
     if (level == G4_CPU_AVX2) {
         t->vec_dot_x4[G4_TYPE_Q4_0] = vd4_q4_0_avx2;
         t->vec_dot_x4[G4_TYPE_Q6_K] = vd4_q6_K_avx2;
-    } else if (level == G4_CPU_AVX512) {
-        t->vec_dot_x4[G4_TYPE_Q4_0] = vd4_q4_0_avx512;
-        t->vec_dot_x4[G4_TYPE_Q6_K] = vd4_q6_K_avx512;
     }
+    /* AVX-512: the matrix kernels of gemm_x86.c instead */
 }
 
 #else
