@@ -55,6 +55,11 @@ typedef struct {
      * true: activations stay f32 and weights are dequantized on the fly:
      *   the model's math without activation rounding (slower). */
     bool       f32_activations;
+    /* How far back g4_kv_truncate can go: sliding-window layers keep
+     * window + max(n_batch, n_rewind) positions (a prompt cache that reuses
+     * a prefix ending r positions before the cached end needs r <= that
+     * extra).  0 (default) = n_batch.  Costs KV memory on sliding layers. */
+    uint32_t   n_rewind;
 } g4_context_params;
 
 g4_model_params   g4_model_default_params(void);

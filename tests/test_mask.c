@@ -328,6 +328,48 @@ static void test_abort(void)
     g4_model_free(m);
 }
 
+/* n_rewind: truncation reaches further back than n_batch on sliding layers,
+ * and the continuation equals a cold run. */
+static void test_rewind(void)
+{
+    g4_model *m = load(make_model("rewind.gguf", 8, 4, 2, G4_TM_F32));
+    if (!m) return;
+    g4_model_info in;
+    g4_model_get_info(m, &in);
+    enum { N = 90, KEEP = 50 };
+    int32_t a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (int32_t)((i * 19 + 4) % in.n_vocab);
+        b[i] = i < KEEP ? a[i] : (int32_t)((i * 23 + 1) % in.n_vocab);
+    }
+    char err[256];
+    g4_context_params cp = g4_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_batch = 8;
+    cp.kv_type = G4_KV_F32;
+    g4_context *plain = NULL, *far = NULL, *cold = NULL;
+    CHECK(g4_context_new(m, &cp, &plain, err, sizeof err) == G4_OK);
+    CHECK(g4_context_new(m, &cp, &cold, err, sizeof err) == G4_OK);
+    cp.n_rewind = 48;
+    CHECK(g4_context_new(m, &cp, &far, err, sizeof err) == G4_OK);
+    if (plain && far && cold) {
+        CHECK(g4_decode(plain, a, N, false, err, sizeof err) == G4_OK);
+        CHECK(g4_decode(far, a, N, false, err, sizeof err) == G4_OK);
+        /* 40 positions back: beyond n_batch (8), within n_rewind (48) */
+        CHECK(g4_kv_truncate(plain, KEEP, err, sizeof err) == G4_ERR_INVALID);
+        CHECKF(g4_kv_truncate(far, KEEP, err, sizeof err) == G4_OK, "%s", err);
+        CHECK(g4_decode(far, b + KEEP, N - KEEP, false, err, sizeof err) == G4_OK);
+        CHECK(g4_decode(cold, b, N, false, err, sizeof err) == G4_OK);
+        CHECKF(memcmp(g4_get_logits(far), g4_get_logits(cold), sizeof(float) * in.n_vocab) == 0,
+               "logits after a 40-position rewind differ from a cold run");
+        CHECK(g4_kv_truncate(far, 0, err, sizeof err) == G4_ERR_INVALID); /* too far even so */
+    }
+    g4_context_free(plain);
+    g4_context_free(far);
+    g4_context_free(cold);
+    g4_model_free(m);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/g4-test-mask-%d", (int)getpid());
@@ -338,6 +380,7 @@ int main(void)
     test_embd_equals_tokens();
     test_multi();
     test_abort();
+    test_rewind();
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
     return tu_finish("test_mask");

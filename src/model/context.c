@@ -13,7 +13,7 @@
 g4_context_params g4_context_default_params(void)
 {
     g4_context_params p = { .n_ctx = 0, .n_batch = 512, .kv_type = G4_KV_F16, .n_threads = 0,
-                            .f32_activations = false };
+                            .f32_activations = false, .n_rewind = 0 };
     return p;
 }
 
@@ -50,6 +50,7 @@ g4_status g4_context_new(g4_model *m, const g4_context_params *params, g4_contex
     if (p.n_ctx > m->n_ctx_train)
         return g4_fail(err, errlen, G4_ERR_INVALID, "n_ctx %u exceeds the model's context length %u", p.n_ctx, m->n_ctx_train);
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
+    if (p.n_rewind > p.n_ctx) p.n_rewind = p.n_ctx;
     if (p.kv_type != G4_KV_F32 && p.kv_type != G4_KV_F16)
         return g4_fail(err, errlen, G4_ERR_INVALID, "unknown KV cache type %d", (int)p.kv_type);
 
@@ -72,7 +73,7 @@ g4_status g4_context_new(g4_model *m, const g4_context_params *params, g4_contex
     ok = ok && c->kv;
     for (uint32_t l = 0; ok && l < m->n_layer; l++) {
         g4_kv_layer *kv = &c->kv[l];
-        kv->size = g4_kv_slots(m, l, p.n_ctx, p.n_batch);
+        kv->size = g4_kv_slots(m, l, p.n_ctx, p.n_rewind > p.n_batch ? p.n_rewind : p.n_batch);
         kv->row = m->layers[l].n_kv_head * m->layers[l].head_dim;
         uint64_t bytes = (uint64_t)kv->size * kv->row * elt;
         if (bytes > SIZE_MAX) { ok = false; break; }
