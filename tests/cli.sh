@@ -25,7 +25,7 @@ expect() {
 expect 2 "no arguments" -- "$G"
 expect 0 "--help" -- "$G" --help
 expect_err 2 "unknown command" "unknown command" -- "$G" frobnicate
-expect_err 2 "not implemented" "serve not implemented" -- "$G" serve
+expect_err 2 "missing -m MODEL" "serve without a model" -- "$G" serve
 
 # a small model from our generator
 expect 0 "make-test-model" -- "$G" make-test-model -o "$T/m.gguf" --layers 6 --vocab 512 --embd 64 --window 8 --seed 3

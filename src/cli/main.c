@@ -5,6 +5,8 @@
 #include "cli/cli.h"
 #include "gemma4.h"
 
+int cmd_serve(int argc, char **argv);   /* src/server/serve.c */
+
 typedef struct {
     const char *name;
     int (*fn)(int, char **);
@@ -20,7 +22,7 @@ static const command commands[] = {
     { "chat", cmd_chat, "interactive multi-turn chat (line editing, KV cache reuse)", NULL },
     { "tokenize", cmd_tokenize, "text to token ids (verification)", NULL },
     { "render", cmd_render, "render a chat conversation to the prompt text (verification)", NULL },
-    { "serve", NULL, "OpenAI-compatible HTTP server", "the server work" },
+    { "serve", cmd_serve, "OpenAI-compatible HTTP server (docs/server.md)", NULL },
     { "transcribe", cmd_transcribe, "speech to text (audio files, any length, in pieces of at most 30 s)", NULL },
     { "mmembed", cmd_mmembed, "image/audio soft-token embeddings (verification)", NULL },
     { "bench", cmd_bench, "prompt/generation speed (pp/tg tokens/s, load time, peak RSS)", NULL },

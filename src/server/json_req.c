@@ -15,8 +15,10 @@ json_t *jr_parse_body(const char *body, size_t len, srv_err *e)
         srv_fail(e, 400, "invalid_json", NULL, "invalid JSON at line 1 column 0: the request body is empty");
         return NULL;
     }
-    /* JSON_REJECT_DUPLICATES: {"max_tokens":1,"max_tokens":9999} has no single meaning */
-    json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    /* JSON_DECODE_ANY: a bare "hi" or 42 is JSON, just not an object: the
+     * type error below names that; duplicate keys: the last wins, as in
+     * most JSON parsers clients use */
+    json_t *o = json_loadb(body, len, JSON_DECODE_ANY, &je);
     if (!o) {
         srv_fail(e, 400, "invalid_json", NULL, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
         return NULL;
@@ -193,6 +195,10 @@ bool jr_sampling(srv_server *s, json_t *o, srv_req *r, uint32_t n_ctx, srv_err *
     if (p) r->sp.frequency_penalty = (float)d;
     if (!jr_number(o, "repetition_penalty", 1e-6, 10, &p, &d, e)) return false;
     if (p) r->sp.repeat_penalty = (float)d;
+    if (!jr_number(o, "repeat_penalty", 1e-6, 10, &p, &d, e)) return false;   /* llama-server's name */
+    if (p) r->sp.repeat_penalty = (float)d;
+    if (!jr_int(o, "repeat_last_n", 0, 1 << 20, &p, &i, e)) return false;
+    if (p) r->sp.penalty_last_n = (int32_t)i;
     if (!jr_int(o, "seed", INT64_MIN, INT64_MAX, &p, &i, e)) return false;
     if (p) r->sp.seed = (uint64_t)i;
     else {

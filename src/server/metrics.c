@@ -13,6 +13,7 @@ static struct { char endpoint[40]; int status; uint64_t n; } series[MAX_SERIES];
 static int n_series;
 static uint64_t prompt_tokens, cached_tokens, gen_tokens, n_cancelled;
 static double prompt_s, gen_s, last_cancel_s = -1;
+static uint64_t steps, step_seqs, multi_steps;
 /* throughput: generated tokens in 1-second buckets over the last 5 s */
 static uint64_t bucket[6];
 static long bucket_sec[6];
@@ -40,7 +41,7 @@ void metrics_tokens(uint64_t prompt, uint64_t cached, uint64_t gen, double t_pro
     pthread_mutex_lock(&mu);
     prompt_tokens += prompt;
     cached_tokens += cached;
-    gen_tokens += gen;
+    (void)gen;   /* counted live by metrics_generated */
     if (t_prompt > 0) prompt_s += t_prompt;
     if (t_gen > 0) gen_s += t_gen;
     pthread_mutex_unlock(&mu);
@@ -53,6 +54,16 @@ void metrics_generated(uint64_t n)
     int b = (int)(sec % 6);
     if (bucket_sec[b] != sec) { bucket_sec[b] = sec; bucket[b] = 0; }
     bucket[b] += n;
+    gen_tokens += n;
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_step(uint32_t n_seqs, bool multi)
+{
+    pthread_mutex_lock(&mu);
+    steps++;
+    step_seqs += n_seqs;
+    if (multi) multi_steps++;
     pthread_mutex_unlock(&mu);
 }
 
@@ -61,6 +72,13 @@ void metrics_cancel(double latency_s)
     pthread_mutex_lock(&mu);
     n_cancelled++;
     last_cancel_s = latency_s;
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_client_gone(void)
+{
+    pthread_mutex_lock(&mu);
+    n_cancelled++;
     pthread_mutex_unlock(&mu);
 }
 
@@ -87,6 +105,9 @@ void metrics_render(sbuf *b)
         if (bucket_sec[i] < sec && bucket_sec[i] >= sec - 5) recent += bucket[i];
     sb_printf(b, "# HELP gemma4_generation_tokens_per_second Generated tokens per second, all slots, over the last 5 s.\n# TYPE gemma4_generation_tokens_per_second gauge\ngemma4_generation_tokens_per_second %.3f\n",
               recent / 5.0);
+    sb_printf(b, "# HELP gemma4_decode_steps_total Generation steps (one token for each generating slot).\n# TYPE gemma4_decode_steps_total counter\ngemma4_decode_steps_total %llu\n", (unsigned long long)steps);
+    sb_printf(b, "# HELP gemma4_decode_step_sequences_total Sequences carried by those steps (divided by the steps: the mean batch).\n# TYPE gemma4_decode_step_sequences_total counter\ngemma4_decode_step_sequences_total %llu\n", (unsigned long long)step_seqs);
+    sb_printf(b, "# HELP gemma4_decode_multi_steps_total Steps run as one g4_decode_multi call (continuous batching).\n# TYPE gemma4_decode_multi_steps_total counter\ngemma4_decode_multi_steps_total %llu\n", (unsigned long long)multi_steps);
     sb_printf(b, "# HELP gemma4_cancel_latency_seconds Last cancel: client gone noticed -> slot freed (-1: none yet).\n# TYPE gemma4_cancel_latency_seconds gauge\ngemma4_cancel_latency_seconds %.6f\n", last_cancel_s);
     pthread_mutex_unlock(&mu);
 }

@@ -78,6 +78,8 @@ static void publish(slot *sl)
     atomic_store(&sl->cached_pub, sl->n_keys);
 }
 
+static bool slot_begin_prompt(srv_sched *q, slot *sl, srv_req *r);
+
 /* Ends a request that never got a slot (queue: cancelled, expired, stop). */
 static void finish_unslotted(srv_req *r, srv_finish why, const srv_err *e)
 {
@@ -101,6 +103,21 @@ static void slot_finish(srv_sched *q, slot *sl, srv_finish why, const srv_err *e
             r->fmt->on_text(r, q->piece, n, NULL);
             pthread_mutex_unlock(&r->mu);
         }
+    }
+    if ((why == FIN_STOP || why == FIN_LENGTH) && r->fmt->on_segment && r->seg < r->n_segs) {
+        pthread_mutex_lock(&r->mu);
+        r->fmt->on_segment(r, why);
+        pthread_mutex_unlock(&r->mu);
+        srv_prompt_free(&r->prompt);
+        r->prompt = r->segs[r->seg];
+        memset(&r->segs[r->seg], 0, sizeof r->segs[r->seg]);
+        r->seg++;
+        if (g4_context_n_past(sl->ctx) != sl->n_keys) {
+            g4_kv_clear(sl->ctx);
+            sl->n_keys = 0;
+        }
+        slot_begin_prompt(q, sl, r);
+        return;
     }
     if (why == FIN_CANCELLED) metrics_cancel(srv_now() - r->t_cancel);
     pthread_mutex_lock(&r->mu);
@@ -153,18 +170,16 @@ static uint32_t common_prefix(const slot *sl, const srv_prompt *p)
     return i;
 }
 
-static void slot_start(srv_sched *q, slot *sl, srv_req *r)
+/* Points the slot at r->prompt: reuses the cached prefix, fresh sampler
+ * and detokenizer.  false when the request was failed. */
+static bool slot_begin_prompt(srv_sched *q, slot *sl, srv_req *r)
 {
     char err[256];
     srv_server *s = q->s;
-    sl->r = r;
     sl->st = SLOT_PREFILL;
     sl->pending = -1;
-    atomic_fetch_add(&q->busy, 1);
-    r->slot = sl->id;
-    r->t_start = srv_now();
-    r->n_prompt = r->prompt.n;
-
+    r->seg_gen = 0;
+    r->n_prompt += r->prompt.n;
     uint32_t keep = common_prefix(sl, &r->prompt);
     if (keep == 0) {
         g4_kv_clear(sl->ctx);
@@ -178,18 +193,35 @@ static void slot_start(srv_sched *q, slot *sl, srv_req *r)
     }
     sl->n_keys = keep;
     sl->next = keep;
-    r->n_cached = keep;
+    r->n_cached += keep;
     publish(sl);
 
+    g4_sampler_free(sl->smp);
+    sl->smp = NULL;
     if (g4_sampler_new(s->model, &r->sp, &sl->smp, err, sizeof err) != G4_OK) {
         slot_fail(q, sl, 400, "invalid_value", "%s", err);
-        return;
+        return false;
     }
     /* the penalties look at the prompt's tokens too, as `gemma4 run` does */
     for (uint32_t i = 0; i < r->prompt.n; i++)
         if (r->prompt.toks[i] >= 0) g4_sampler_accept(sl->smp, r->prompt.toks[i]);
+    g4_detok_free(sl->dt);
     sl->dt = g4_detok_new(s->model, true);
-    if (!sl->dt) { slot_fail(q, sl, 500, "internal_error", "%s", "out of memory (detokenizer)"); return; }
+    if (!sl->dt) { slot_fail(q, sl, 500, "internal_error", "%s", "out of memory (detokenizer)"); return false; }
+    return true;
+}
+
+static void slot_start(srv_sched *q, slot *sl, srv_req *r)
+{
+    sl->r = r;
+    atomic_fetch_add(&q->busy, 1);
+    r->slot = sl->id;
+    r->t_start = srv_now();
+    pthread_mutex_lock(&r->mu);
+    r->started = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    slot_begin_prompt(q, sl, r);
 }
 
 /* ------------------------------------------------------------ tokens */
@@ -240,6 +272,7 @@ static void slot_token(srv_sched *q, slot *sl)
     g4_sampler_accept(sl->smp, tok);
     if (!r->t_first) r->t_first = srv_now();
     r->n_gen++;
+    r->seg_gen++;
     metrics_generated(1);
     if (g4_token_is_eog(s->model, tok)) { slot_finish(q, sl, FIN_STOP, NULL); return; }
     size_t n = 0;
@@ -248,7 +281,7 @@ static void slot_token(srv_sched *q, slot *sl)
     bool stop = r->fmt->on_text(r, q->piece, n, plp);
     pthread_mutex_unlock(&r->mu);
     if (stop) { slot_finish(q, sl, FIN_STOP, NULL); return; }
-    if (r->max_tokens > 0 && r->n_gen >= r->max_tokens) { slot_finish(q, sl, FIN_LENGTH, NULL); return; }
+    if (r->max_tokens > 0 && r->seg_gen >= r->max_tokens) { slot_finish(q, sl, FIN_LENGTH, NULL); return; }
     if (g4_context_n_past(sl->ctx) + 1 > q->n_ctx) { slot_finish(q, sl, FIN_LENGTH, NULL); return; }
     if (srv_now() > r->deadline) { slot_finish(q, sl, FIN_LENGTH, NULL); return; }
     sl->pending = tok;
@@ -260,6 +293,7 @@ static void keys_push_token(slot *sl, int32_t tok)
     sl->keys[sl->n_keys] = (uint32_t)tok;
     sl->cont[sl->n_keys] = 0;
     sl->n_keys++;
+    atomic_store(&sl->cached_pub, sl->n_keys);   /* live KV use in /metrics */
 }
 
 /* One chunk of the prompt: tokens up to n_batch (stopping at a media item),
@@ -322,6 +356,7 @@ static void decode_step(srv_sched *q)
         st = g4_decode_multi(ctxs, toks, n, err, sizeof err);
         if (st == G4_ERR_UNSUPPORTED) q->multi_unsupported = true;
     }
+    metrics_step(n, st == G4_OK);
     if (st == G4_OK) {
         for (uint32_t i = 0; i < n; i++) keys_push_token(who[i], toks[i]);
     } else if (st == G4_ERR_UNSUPPORTED) {
@@ -445,6 +480,10 @@ srv_sched *sched_new(srv_server *s, char *err, size_t errlen)
     g4_context_params cp = g4_context_default_params();
     cp.n_ctx = s->cfg.n_ctx;
     cp.n_batch = s->cfg.n_batch;
+    /* multi-turn chat diverges where the previous answer starts (the
+     * history drops its empty thought block), so the reach must cover a
+     * typical answer, not just one batch */
+    cp.n_rewind = s->cfg.n_rewind;
     cp.n_threads = s->cfg.threads;
     for (int i = 0; i < q->n_slots; i++) {
         slot *sl = &q->slots[i];

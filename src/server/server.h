@@ -59,7 +59,9 @@ typedef struct {
     const char *model_path, *mmproj_path, *host, *alias;
     int  port, parallel, threads, queue_cap;
     uint32_t n_ctx, n_batch;
+    uint32_t n_rewind;    /* --cache-reach: how far back a slot's cache can be cut (g4_context_params.n_rewind) */
     double timeout_s;
+    int    idle_timeout_s;      /* a connection with no request in progress */
     uint64_t max_body;
     char *api_key;              /* NULL = no auth */
     const char **cors;          /* exact origins */
@@ -120,6 +122,9 @@ typedef struct {
     /* Once, at the end.  err: the message when why == FIN_ERROR. */
     void (*on_finish)(srv_req *r, srv_finish why, const srv_err *err);
     void (*free_state)(srv_req *r);
+    /* Optional (transcription): a segment ended (why = STOP or LENGTH) and
+     * the next prompt, r->segs[r->seg], follows on the same slot. */
+    void (*on_segment)(srv_req *r, srv_finish why);
 } srv_fmt;
 
 struct srv_req {
@@ -136,7 +141,8 @@ struct srv_req {
     bool     want_logprobs;
     int      top_logprobs;
     double   t_arrival, deadline;
-    const char *endpoint;      /* for metrics */
+    const char *content_type;  /* of a non-streamed answer; NULL = application/json */
+    const char *stream_content_type;  /* NULL = text/event-stream */
     bool     stream;
     const srv_fmt *fmt;
     void    *fmt_state;        /* the formatter's, freed by fmt->free_state */
@@ -144,9 +150,14 @@ struct srv_req {
     int      n_stop;
     const char *prefill_text;  /* text the answer starts with (forced tool call), fed to the formatter first */
 
+    /* more prompts generated one after the other in the same slot
+     * (transcription chunks); r->prompt is the current one */
+    srv_prompt *segs;
+    uint32_t n_segs, seg;
+
     /* set by the scheduler */
-    uint32_t n_prompt, n_cached;
-    int64_t  n_gen;
+    uint32_t n_prompt, n_cached;   /* summed over segments */
+    int64_t  n_gen, seg_gen;
     double   t_start, t_first, t_end;
     int      slot;
 
@@ -173,6 +184,7 @@ typedef struct {
     srv_config cfg;
     g4_model  *model;
     g4_mmproj *mmproj;
+    bool      mm_info_vision, mm_info_audio;
     g4_model_info info;
     uint32_t  n_vocab;
     int32_t   tok_image, tok_audio, tok_boi, tok_eoi, tok_boa, tok_eoa;  /* -1 when absent */
@@ -202,11 +214,16 @@ void metrics_request(const char *endpoint, int status);
 void metrics_tokens(uint64_t prompt, uint64_t cached, uint64_t gen, double t_prompt, double t_gen);
 void metrics_generated(uint64_t n);    /* running throughput */
 void metrics_cancel(double latency_s);
+void metrics_step(uint32_t n_seqs, bool multi);
+/* A client left before its request reached a handler (counted as cancelled). */
+void metrics_client_gone(void);
 void metrics_render(sbuf *b);
 
 /* http.c */
 int  http_start(srv_server *s, char *err, size_t errlen);   /* returns the bound port or -1 */
 void http_quiesce(void);
+/* Waits (at most max_s) until every started request has been answered. */
+void http_drain(double max_s);
 void http_stop(void);
 
 /* util */
@@ -252,6 +269,8 @@ bool media_from_part(srv_server *s, json_t *part, const char *param, srv_media_l
 bool media_from_audio_bytes(srv_server *s, const void *data, size_t len, const char *param,
                             srv_media_list *out, srv_err *e);
 void media_list_free(srv_media_list *l);
+/* Frees the embedding cache (at shutdown). */
+void media_cache_free(void);
 /* Tokenizes rendered text and expands placeholders with the media (which
  * move into the prompt). */
 bool prompt_build(srv_server *s, const char *text, bool add_bos, srv_media_list *media, srv_prompt *p, srv_err *e);

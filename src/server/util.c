@@ -133,6 +133,8 @@ void srv_req_unref(srv_req *r)
     if (left > 0) return;
     if (r->fmt && r->fmt->free_state) r->fmt->free_state(r);
     srv_prompt_free(&r->prompt);
+    for (uint32_t i = 0; i < r->n_segs; i++) srv_prompt_free(&r->segs[i]);
+    free(r->segs);
     free(r->bias_tok);
     free(r->bias_val);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);

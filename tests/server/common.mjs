@@ -12,7 +12,7 @@
 // at >= 60 + m above every unbiased token (softcap 30 bounds logits to
 // (-30, 30)), so nothing outside the sequence can win.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 
@@ -59,6 +59,7 @@ export function finish(name) {
 
 // ---- the gemma4 CLI as an independent reference -------------------------
 const tmp = mkdtempSync(join(tmpdir(), 'g4-srvtest-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 export function render(messages, { tools = null, think = false } = {}) {
   const mf = join(tmp, 'msg.json');
   writeFileSync(mf, JSON.stringify(messages));
@@ -158,6 +159,9 @@ export function forceSeq(promptText, candidates) {
   return null;
 }
 
+// length of the longest common prefix of two id lists
+export function lcp(a, b) { let i = 0; while (i < a.length && i < b.length && a[i] === b[i]) i++; return i; }
+
 // ---- raw HTTP --------------------------------------------------------------
 export async function http(method, path, body, headers = {}) {
   const h = { ...headers };
@@ -173,8 +177,8 @@ export async function http(method, path, body, headers = {}) {
 }
 
 // Prometheus text -> {name{labels}: value}
-export async function metrics() {
-  const r = await fetch(env.url + '/metrics');
+export async function metrics(url = env.url) {
+  const r = await fetch(url + '/metrics');
   const out = {};
   for (const line of (await r.text()).split('\n')) {
     if (!line || line.startsWith('#')) continue;
@@ -182,6 +186,18 @@ export async function metrics() {
     out[line.slice(0, i).trim()] = Number(line.slice(i + 1));
   }
   return out;
+}
+
+// metrics once slots and queue are idle (the last answer may be sent just
+// before its slot is released), or after 2 s
+export async function idleMetrics(url = env.url) {
+  let m;
+  for (let i = 0; i < 100; i++) {
+    m = await metrics(url);
+    if (m.gemma4_slots_busy === 0 && m.gemma4_queue_depth === 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return m;
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -64,8 +64,15 @@ srv_start() {
     done
     if [ -z "$port" ]; then bad "server $name printed no address within ${timeout}s: $(tail -n 5 "$log")"; return 1; fi
     echo "$port" >"$T/$name.port"
+    # while the model loads /health is 503 {"status":"loading"}; nothing else
+    local code
     while [ $((SECONDS - t0)) -lt "$timeout" ]; do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ] && return 0
+        code=$(curl -s -o "$T/$name.health" -w '%{http_code}' "http://127.0.0.1:$port/health")
+        [ "$code" = 200 ] && return 0
+        if [ "$code" = 503 ] && ! grep -q '"status" *: *"loading"' "$T/$name.health"; then
+            bad "server $name: /health 503 without {\"status\":\"loading\"}: $(head -c 200 "$T/$name.health")"; return 1
+        fi
+        if [ "$code" != 503 ] && [ "$code" != 000 ]; then bad "server $name: /health answered $code while starting"; return 1; fi
         kill -0 "$pid" 2>/dev/null || { bad "server $name died before /health 200: $(tail -n 5 "$log")"; return 1; }
         sleep 0.05
     done
