@@ -21,6 +21,11 @@ for p in python3-pil python3-numpy curl; do
     have_pkg "$p" || need="$need $p"
 done
 have_pkg pkg-config || have_pkg pkgconf || need="$need pkg-config"
+# test-only: the AArch64 kernels are cross-compiled and run under qemu-user
+# (tests/arm/cross-neon.sh; it SKIPs visibly without them)
+have_cmd aarch64-linux-gnu-gcc || need="$need gcc-aarch64-linux-gnu"
+have_pkg libc6-dev-arm64-cross || need="$need libc6-dev-arm64-cross"
+have_cmd qemu-aarch64 || have_cmd qemu-aarch64-static || need="$need qemu-user"
 # npm fetches the llama.cpp reference (test-only); the fidelity tests SKIP
 # visibly without it, but a full `make test` wants it.
 have_cmd npm   || need="$need npm"

@@ -12,6 +12,12 @@
 #include <cpuid.h>
 #define G4_X86 1
 #endif
+#if defined(__aarch64__) && !defined(__AARCH64EB__) && (defined(__GNUC__) || defined(__clang__))
+#define G4_ARM 1
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#endif
 
 g4_kernel_table g4_dispatch_active;
 
@@ -50,6 +56,37 @@ static int probe_x86(void)
 }
 #endif
 
+#ifdef G4_ARM
+/* Advanced SIMD is part of every AArch64 CPU; SDOT is optional (ARMv8.2). */
+static int probe_arm(void)
+{
+#if defined(__linux__)
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? G4_CPU_DOTPROD : G4_CPU_NEON;
+#elif defined(__APPLE__) || defined(__ARM_FEATURE_DOTPROD)
+    return G4_CPU_DOTPROD; /* every Apple Silicon CPU has it */
+#else
+    return G4_CPU_NEON;
+#endif
+}
+#endif
+
+/* whether `level` belongs to this build's architecture */
+static bool level_in_build(int level)
+{
+#ifdef G4_X86
+    if (level == G4_CPU_AVX2 || level == G4_CPU_AVX512)
+        return true;
+#endif
+#ifdef G4_ARM
+    if (level == G4_CPU_NEON || level == G4_CPU_DOTPROD)
+        return true;
+#endif
+    return level == G4_CPU_SCALAR;
+}
+
 static int parse_level(const char *s)
 {
     for (int l = 0; l < G4_CPU_LEVELS; l++)
@@ -70,14 +107,19 @@ static void probe(void)
         g4_gemm_x86_fill(l, &level_tables[l]);
     }
 #endif
+#ifdef G4_ARM
+    detected = probe_arm();
+    for (int l = G4_CPU_NEON; l <= detected; l++)
+        g4_simd_arm_fill(l, &level_tables[l]);
+#endif
     active = detected;
     const char *env = getenv("G4_CPU");
     if (env && *env) {
         const int want = parse_level(env);
         if (want < 0)
-            fprintf(stderr, "gemma4: G4_CPU=%s: unknown level (scalar, avx2, avx512); using %s\n", env,
+            fprintf(stderr, "gemma4: G4_CPU=%s: unknown level (scalar, avx2, avx512, neon, dotprod); using %s\n", env,
                     g4_cpu_level_name(detected));
-        else if (want > detected)
+        else if (want > detected || !level_in_build(want))
             fprintf(stderr, "gemma4: G4_CPU=%s: this CPU lacks it; using %s\n", env, g4_cpu_level_name(detected));
         else
             active = want;
@@ -111,6 +153,8 @@ const char *g4_cpu_level_name(int level)
     case G4_CPU_SCALAR: return "scalar";
     case G4_CPU_AVX2:   return "avx2";
     case G4_CPU_AVX512: return "avx512";
+    case G4_CPU_NEON:   return "neon";
+    case G4_CPU_DOTPROD: return "dotprod";
     default:            return "?";
     }
 }

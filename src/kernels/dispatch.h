@@ -9,8 +9,14 @@
  *   scalar  the reference C of quant.c (every build, every CPU)
  *   avx2    x86-64 with AVX2 + FMA + F16C (Haswell and later)
  *   avx512  avx2 plus AVX-512 F/BW/VL/VNNI (Ice Lake, Sapphire Rapids, Zen 4)
+ *   neon    AArch64 Advanced SIMD (every ARMv8-A CPU)
+ *   dotprod neon plus the ARMv8.2 SDOT instruction (HWCAP_ASIMDDP; Apple M1+,
+ *           Cortex-A55/A76 and later, Neoverse)
+ * The x86 levels exist only on x86-64, the ARM ones only on AArch64
+ * (kernels/simd_arm.c); numerically the ARM levels lie above the x86 ones
+ * and never coexist with them.
  *
- * The environment variable G4_CPU=scalar|avx2|avx512 forces a lower level
+ * The environment variable G4_CPU=scalar|avx2|avx512|neon|dotprod forces a lower level
  * (for tests and benchmarks).  Asking for a level the CPU lacks keeps the
  * detected one and prints a warning on stderr; so does an unknown value.
  *
@@ -27,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { G4_CPU_SCALAR = 0, G4_CPU_AVX2 = 1, G4_CPU_AVX512 = 2, G4_CPU_LEVELS = 3 };
+enum { G4_CPU_SCALAR = 0, G4_CPU_AVX2 = 1, G4_CPU_AVX512 = 2, G4_CPU_NEON = 3, G4_CPU_DOTPROD = 4, G4_CPU_LEVELS = 5 };
 
 /* dot of a weight row of one type with an activation row in its
  * vec_dot_type; n > 0, a multiple of the block size */
@@ -94,5 +100,7 @@ void g4_simd_x86_fill(int level, g4_kernel_table *t);
 /* gemm_x86.c: the matrix kernels for `level` and the one-row kernels they
  * are twins of (runs after g4_simd_x86_fill and replaces its entries) */
 void g4_gemm_x86_fill(int level, g4_kernel_table *t);
+/* simd_arm.c: fills the entries it has for `level` (NEON or DOTPROD) */
+void g4_simd_arm_fill(int level, g4_kernel_table *t);
 
 #endif
