@@ -386,7 +386,7 @@ int cmd_run(int argc, char **argv)
     size_t prompt_len = 0;
     if (prompt_file || !strcmp(prompt_arg, "-")) {
         FILE *f = prompt_file ? fopen(prompt_file, "rb") : stdin;
-        if (!f) { cli_error(CMD, "cannot open '%s': %s", prompt_file, strerror(errno)); return 1; }
+        if (!f) { cli_error(CMD, "cannot open '%s': %s", prompt_file, strerror(errno)); free(media); return 1; }
         prompt = read_all(f, prompt_file ? prompt_file : "stdin", &prompt_len);
         if (prompt_file) fclose(f);
         if (!prompt) { free(media); return 1; }
