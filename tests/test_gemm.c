@@ -56,13 +56,28 @@ static uint16_t rnd_half(void)
     return (uint16_t)(((rnd() & 1) << 15) | ((5 + rnd() % 20) << 10) | (rnd() & 0x3ff));
 }
 
-static void gen_w(uint32_t type, uint8_t *w, size_t bytes)
+/* a half that is sometimes not an ordinary number: inf, NaN, zero, subnormal */
+static uint16_t odd_half(void)
 {
-    for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)rnd();
+    static const uint16_t H[] = { 0x7C00, 0xFC00, 0x7E00, 0x0000, 0x8000, 0x0001, 0x03FF, 0x7BFF };
+    return rnd() % 4 == 0 ? H[rnd() % (sizeof H / sizeof *H)] : rnd_half();
+}
+
+/* weight bytes: wkind 0 random; 1 every byte value at every offset (a
+ * counter stepped by an odd number, so each position of a block meets all
+ * 256 values over 256 blocks); 2 all 0xFF (the largest quants, all high
+ * bits set, the most negative scales); 3 random with odd scales (inf, NaN,
+ * zero, subnormal) */
+static void gen_w_kind(uint32_t type, uint8_t *w, size_t bytes, int wkind)
+{
+    for (size_t i = 0; i < bytes; i++)
+        w[i] = wkind == 2 ? 0xFF : (uint8_t)rnd();
     const g4_type_traits *t = g4_type_get(type);
+    if (wkind == 1)
+        for (size_t i = 0; i < bytes; i++) w[i] = (uint8_t)(i / t->type_size + 7 * (i % t->type_size));
     for (size_t b = 0; b < bytes / t->type_size; b++) {
         uint8_t *p = w + b * t->type_size;
-        const uint16_t h[2] = { rnd_half(), rnd_half() };
+        const uint16_t h[2] = { wkind == 3 ? odd_half() : rnd_half(), wkind == 3 ? odd_half() : rnd_half() };
         switch (type) {
         case G4_TYPE_Q4_0: case G4_TYPE_Q8_0: memcpy(p, h, 2); break;
         case G4_TYPE_Q4_K: case G4_TYPE_Q5_K: memcpy(p, h, 4); break;
@@ -72,8 +87,11 @@ static void gen_w(uint32_t type, uint8_t *w, size_t bytes)
     }
 }
 
+static void gen_w(uint32_t type, uint8_t *w, size_t bytes) { gen_w_kind(type, w, bytes, 0); }
+
 /* kind 0: gaussian of a random scale; 1: with outliers and zero blocks;
- * 2: NaN/inf in a few places; 3: all zero */
+ * 2: NaN/inf in a few places; 3: all zero; 4: one magnitude, random signs
+ * (every activation at +-127: the largest integer sums) */
 static void gen_x(int kind, float *x, int64_t n)
 {
     const float sc = (float)pow(10.0, unif() * 6 - 3);
@@ -87,11 +105,14 @@ static void gen_x(int kind, float *x, int64_t n)
         for (int k = 0; k < 2; k++) x[rnd() % (uint64_t)n] = (rnd() & 1) ? NAN : INFINITY;
     if (kind == 3)
         memset(x, 0, (size_t)n * sizeof *x);
+    if (kind == 4)
+        for (int64_t i = 0; i < n; i++) x[i] = (rnd() & 1) ? sc : -sc;
 }
 
 static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)); }
 
-typedef struct { int64_t rows, cols, n_tok; } shape;
+/* wkind: gen_w_kind; xkind: gen_x kind of every token, or 0 for a random mix */
+typedef struct { int64_t rows, cols, n_tok; int wkind, xkind; } shape;
 
 /* one matrix, one set of activations: run() over the whole range and over
  * split ranges, both against vec_dot */
@@ -102,9 +123,9 @@ static int check_shape(int level, uint32_t type, const g4_gemm_kernel *k, g4_vec
     uint8_t *w = malloc(wrb * (size_t)s.rows);
     uint8_t *act = malloc(ab * (size_t)s.n_tok);
     float *x = malloc((size_t)s.cols * sizeof *x);
-    gen_w(type, w, wrb * (size_t)s.rows);
+    gen_w_kind(type, w, wrb * (size_t)s.rows, s.wkind);
     for (int64_t t = 0; t < s.n_tok; t++) {
-        gen_x((int)(rnd() % 8 == 0 ? 2 + rnd() % 2 : rnd() % 2), x, s.cols);
+        gen_x(s.xkind ? s.xkind : (int)(rnd() % 8 == 0 ? 2 + rnd() % 2 : rnd() % 2), x, s.cols);
         g4_quantize_act_scalar(vdt, x, act + (size_t)t * ab, s.cols);
     }
     const size_t pb = k->prep_bytes(s.n_tok, s.cols);
@@ -185,12 +206,20 @@ static void test_level(int level)
             continue;
         const int64_t B = g4_type_get(type)->blck;
         const shape shapes[] = {
-            { 1, B, 1 }, { 16, B, 1 }, { 37, 3 * B, 1 }, { 33, 5 * B, 2 }, { 18, 2 * B, 3 },
-            { 8, B, 4 }, { 9, 3 * B, 5 }, { 23, 4 * B, 15 }, { 16, 2 * B, 16 }, { 17, B, 17 }, { 40, 2 * B, 33 },
-            { 13, B * (B == 32 ? 130 : 17), 6 },   /* more than one K chunk */
-            { 64, B == 32 ? 3840 : 3840, 1 },       /* a real row length, matrix-vector */
-            { 24, B == 32 ? 3840 : 3840, 20 },      /* and matrix-matrix */
-            { 9, B, 16 * 32 + 21 },                 /* more than one super-group of tokens */
+            { 1, B, 1, 0, 0 }, { 16, B, 1, 0, 0 }, { 37, 3 * B, 1, 0, 0 }, { 33, 5 * B, 2, 0, 0 }, { 18, 2 * B, 3, 0, 0 },
+            { 8, B, 4, 0, 0 }, { 9, 3 * B, 5, 0, 0 }, { 23, 4 * B, 15, 0, 0 }, { 16, 2 * B, 16, 0, 0 }, { 17, B, 17, 0, 0 }, { 40, 2 * B, 33, 0, 0 },
+            { 13, B * (B == 32 ? 130 : 17), 6, 0, 0 },   /* more than one K chunk */
+            { 64, B == 32 ? 3840 : 3840, 1, 0, 0 },       /* a real row length, matrix-vector */
+            { 24, B == 32 ? 3840 : 3840, 20, 0, 0 },      /* and matrix-matrix */
+            { 9, B, 16 * 32 + 21, 0, 0 },                 /* more than one super-group of tokens */
+            /* matrix-vector tiles of 16 rows: ragged row counts (tails of
+             * 1 and 15 rows), several tiles, each split at odd rows */
+            { 47, 2 * B, 1, 0, 0 }, { 65, 3 * B, 2, 0, 0 }, { 95, B, 3, 0, 0 }, { 49, 15 * B, 1, 0, 0 },
+            /* every byte value, all 0xFF, odd scales; extreme and NaN/inf
+             * activations, for both the matrix-vector and -matrix kernels */
+            { 64, 4 * B, 1, 1, 0 }, { 33, 8 * B, 2, 1, 4 }, { 40, 8 * B, 21, 1, 4 },
+            { 32, 3 * B, 1, 2, 4 }, { 17, 3 * B, 3, 2, 0 }, { 24, 2 * B, 18, 2, 4 },
+            { 48, 2 * B, 1, 3, 0 }, { 35, 2 * B, 2, 0, 2 }, { 33, 2 * B, 3, 3, 2 }, { 24, 2 * B, 17, 3, 2 },
         };
         int cases = 0, bad = 0;
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
@@ -207,7 +236,7 @@ static void test_level(int level)
  * for every batch size: what makes batched and one-by-one logits equal */
 static void test_matmul(void)
 {
-    static const uint32_t TYPES[] = { G4_TYPE_Q4_0, G4_TYPE_Q8_0, G4_TYPE_Q4_K, G4_TYPE_Q6_K };
+    static const uint32_t TYPES[] = { G4_TYPE_Q4_0, G4_TYPE_Q8_0, G4_TYPE_Q4_K, G4_TYPE_Q5_K, G4_TYPE_Q6_K };
     g4_pool *pool = g4_pool_new(2);
     CHECK(pool != NULL);
     if (!pool) return;

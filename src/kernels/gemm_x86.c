@@ -418,8 +418,9 @@ T5 static void run_q8_0(const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1, i
  *     accm = fma((float)msum, dmin(r, b) * da(t, b), accm)     (q4_K, q5_K)
  *     y = acc - accm                                            (q6_K: acc)
  * The one-row kernels (simd_x86.c, vd_q6_K_avx512 / k45_avx512) do exactly
- * this; the matrix-vector case runs them row by row (a 256-element block is
- * enough work to hide the scalar chain).  Matrix-matrix: tokens in lanes,
+ * this; the matrix-vector kernels (1-3 tokens) run the same integer and
+ * float operations 16 rows at a time (rows in lanes, below), the one-row
+ * kernel only for the rows past the last 16-row tile.  Matrix-matrix: tokens in lanes,
  * weights unpacked to one byte per element (values 0..15/31/63, unsigned)
  * and broadcast four at a time, sub-block sums scaled with VPMULLD. */
 
@@ -620,6 +621,221 @@ INLINE5 void kgemm_rows(int kt, int NR, const uint8_t *w, uint64_t rb, int64_t n
     }
 }
 
+/* ------------------------------------------ K-quant matrix-vector (decode)
+ *
+ * 16 rows at once, one token: the activation block is loaded once for the
+ * 16 rows, each row's exact block isum is built in its own zmm (the same
+ * integer operations as the one-row kernel; any order gives the same
+ * int32), then a transpose-and-add tree turns the 16 zmm into one zmm of
+ * 16 block sums in row order, and the block chain runs in the 16 lanes:
+ * acc = fma((float)isum, d * da, acc) per lane, the same float operations
+ * the one-row kernel performs per row.  Software prefetch KPF blocks ahead
+ * on the 16 row streams (into the next 16-row tile past the row's end):
+ * short rows (15 blocks for 3840 columns) give the hardware prefetchers
+ * too little to lock on to. */
+
+#ifndef G4_KGEMV_PF
+#define G4_KGEMV_PF 4
+#endif
+
+/* lane r = the sum of the 16 int32 of v[r] */
+INLINE5 __m512i hsum16x16(__m512i v[16])
+{
+    __m512i w[8], x[4], y0, y1;
+    UNROLL for (int i = 0; i < 8; i++)
+        w[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    UNROLL for (int j = 0; j < 4; j++)
+        x[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(w[2 * j], w[2 * j + 1]), _mm512_unpackhi_epi64(w[2 * j], w[2 * j + 1]));
+    y0 = _mm512_add_epi32(_mm512_shuffle_i64x2(x[0], x[1], _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_i64x2(x[0], x[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    y1 = _mm512_add_epi32(_mm512_shuffle_i64x2(x[2], x[3], _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_i64x2(x[2], x[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(y0, y1, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_i64x2(y0, y1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* prefetch row r's block KPF ahead of b (bs bytes, 4 lines cover it with
+ * the next block's first line); past the row's end: the next tile's rows */
+INLINE5 void kgemv_prefetch(const uint8_t *w, uint64_t rb, int64_t b, int64_t nb, int bs)
+{
+#if G4_KGEMV_PF > 0
+    int64_t pb = b + G4_KGEMV_PF;
+    const uint8_t *p = w;
+    if (pb >= nb) {
+        pb -= nb;
+        p += 16 * rb;
+        if (pb >= nb)
+            return;
+    }
+    p += (uint64_t)pb * (uint64_t)bs;
+    UNROLL for (int r = 0; r < 16; r++)
+        UNROLL for (int l = 0; l < 4; l++)
+            _mm_prefetch((const char *)(p + (uint64_t)r * rb + 64 * l), _MM_HINT_T0);
+#else
+    (void)w; (void)rb; (void)b; (void)nb; (void)bs;
+#endif
+}
+
+/* the dword at byte `off` of a block of rows 0-15 (gidx: lane r = r * rb) */
+INLINE5 __m512i gather_rows(const uint8_t *wb, int off, __m512i gidx)
+{
+    return _mm512_i32gather_epi32(gidx, (const void *)(wb + off), 1);
+}
+/* the f16 in the low (hi = 0) or high half of each dword, as floats */
+INLINE5 __m512 f16_half(__m512i v, int hi)
+{
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hi ? _mm512_srli_epi32(v, 16) : v));
+}
+
+/* q6_K, rows [0, 16) from w, token a (Q8_K): the twin of vd_q6_K_avx512 */
+INLINE5 void q6k_gemv16(const uint8_t *w, uint64_t rb, int64_t nb, const uint8_t *a, __m512i gidx, float *yr)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i cnt01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i cnt23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    /* 128-bit lane L of the 16-element planes 0+1 of half h takes scale
+     * 8h + L, planes 2+3 scale 8h + 4 + L */
+    __m512i sidx[4];
+    UNROLL for (int k = 0; k < 4; k++) {
+        const int base = 8 * (k >> 1) + 4 * (k & 1);
+        sidx[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)base)),
+                                                                                     _mm_set1_epi16((short)(base + 1)), 1)),
+                                     _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)(base + 2))),
+                                                             _mm_set1_epi16((short)(base + 3)), 1), 1);
+    }
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *ab = a + b * SZ_Q8_K, *wb = w + b * SZ_Q6_K;
+        kgemv_prefetch(w, rb, b, nb, SZ_Q6_K);
+        __m512i A[4];
+        UNROLL for (int k = 0; k < 4; k++) A[k] = _mm512_loadu_si512((const void *)(ab + 4 + 64 * k));
+        /* -bsums: the "-32" of every weight, 32 * scale * -bsum per pair */
+        const __m512i nbs = _mm512_zextsi256_si512(_mm256_sub_epi16(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)(ab + 260))));
+        __m512i v[16];
+        UNROLL for (int r = 0; r < 16; r++) {
+            const uint8_t *p = wb + (uint64_t)r * rb;
+            const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+            const __m512i s = _mm512_zextsi256_si512(sc);
+            __m512i isum = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi16(sc, 5)), nbs);
+            UNROLL for (int h = 0; h < 2; h++) {
+                const __m512i ql = _mm512_loadu_si512((const void *)(p + 64 * h));
+                const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h)));
+                const __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi16(hb, cnt01), m30));
+                const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                    _mm512_and_si512(_mm512_srlv_epi16(hb, cnt23), m30));
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q01, A[2 * h]), _mm512_permutexvar_epi16(sidx[2 * h], s));
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q23, A[2 * h + 1]), _mm512_permutexvar_epi16(sidx[2 * h + 1], s));
+            }
+            v[r] = isum;
+        }
+        const __m512i is = hsum16x16(v);
+        float da;
+        memcpy(&da, ab, 4);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(f16_half(gather_rows(wb, 206, gidx), 1), _mm512_set1_ps(da)), acc);
+    }
+    _mm512_storeu_ps(yr, acc);
+}
+
+/* the 8 scales (bytes 0-7) and 8 mins (8-15) of a q4_K / q5_K block, as
+ * simd_x86.c's k45_sm unpacks them (see there) */
+INLINE5 __m128i k45_sm_g(const uint8_t *q)
+{
+    const __m128i u = _mm_loadu_si128((const __m128i *)q);
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                                     _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                     _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(lo, hi);
+}
+
+/* lane r = the sum of the 8 int32 of m[r] (rows paired in zmm halves so
+ * that the tree ends in row order) */
+INLINE5 __m512i hsum16x8(const __m256i m[16])
+{
+    __m512i M[8], w[4], x[2];
+    UNROLL for (int i = 0; i < 8; i++) {
+        const int lo = (i & 3) + 8 * (i >> 2);
+        M[i] = _mm512_inserti64x4(_mm512_castsi256_si512(m[lo]), m[lo + 4], 1);
+    }
+    UNROLL for (int i = 0; i < 4; i++)
+        w[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(M[2 * i], M[2 * i + 1]), _mm512_unpackhi_epi32(M[2 * i], M[2 * i + 1]));
+    UNROLL for (int j = 0; j < 2; j++)
+        x[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(w[2 * j], w[2 * j + 1]), _mm512_unpackhi_epi64(w[2 * j], w[2 * j + 1]));
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(x[0], x[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_i64x2(x[0], x[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* q4_K / q5_K, rows [0, 16) from w, token a (Q8_K): the twin of
+ * k45_avx512 (two chains, y = acc - accm) */
+INLINE5 void k45_gemv16(int five, const uint8_t *w, uint64_t rb, int64_t nb, const uint8_t *a, __m512i gidx, float *yr)
+{
+    const int bs = five ? SZ_Q5_K : SZ_Q4_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    __m512i sidx[4];
+    for (int c = 0; c < 4; c++)
+        sidx[c] = _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * c)), _mm256_set1_epi16((short)(2 * c + 1)), 1);
+    __m512 acc = _mm512_setzero_ps(), accm = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *ab = a + b * SZ_Q8_K, *wb = w + b * bs;
+        kgemv_prefetch(w, rb, b, nb, bs);
+        __m512i A[4];
+        UNROLL for (int c = 0; c < 4; c++) A[c] = _mm512_loadu_si512((const void *)(ab + 4 + 64 * c));
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)(ab + 260));
+        __m512i v[16];
+        __m256i mv[16];
+        UNROLL for (int r = 0; r < 16; r++) {
+            const uint8_t *p = wb + (uint64_t)r * rb;
+            const __m128i sm = k45_sm_g(p + 4);
+            /* min j against bsums 2j and 2j+1: the exact products of the
+             * one-row kernel's min_j * (bsum 2j + bsum 2j+1) */
+            mv[r] = _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)));
+            const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm));
+            const uint8_t *qs = p + (five ? 48 : 16);
+            __m512i hv = five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(p + 16))) : _mm512_setzero_si512();
+            if (five)
+                hv = _mm512_mask_srli_epi16(hv, (__mmask32)0xFFFF0000u, hv, 1);
+            __m512i isum = _mm512_setzero_si512();
+            UNROLL for (int c = 0; c < 4; c++) {
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                __m512i q = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(qv), _mm256_srli_epi16(qv, 4), 1), m4);
+                if (five) {
+                    q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(hv, one), 4));
+                    hv = _mm512_srli_epi16(hv, 2);
+                }
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q, A[c]), _mm512_permutexvar_epi16(sidx[c], sc16));
+            }
+            v[r] = isum;
+        }
+        const __m512i is = hsum16x16(v), ms = hsum16x8(mv);
+        float da;
+        memcpy(&da, ab, 4);
+        const __m512i dd = gather_rows(wb, 0, gidx);
+        const __m512 dav = _mm512_set1_ps(da);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(f16_half(dd, 0), dav), acc);
+        accm = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(f16_half(dd, 1), dav), accm);
+    }
+    _mm512_storeu_ps(yr, _mm512_sub_ps(acc, accm));
+}
+
+/* 1-3 tokens: 16-row tiles, the rest (and rows too long for 32-bit
+ * gather offsets) with the one-row kernel */
+INLINE5 void kgemv(int kt, const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1, int64_t n, const uint8_t *act,
+                   uint64_t ab, int64_t n_tok, float *y, int64_t ldy, g4_vec_dot_fn vd)
+{
+    const int64_t nb = n / 256;
+    for (int64_t tok = 0; tok < n_tok; tok++) {
+        const uint8_t *a = act + (uint64_t)tok * ab;
+        float *yt = y + tok * ldy;
+        int64_t r = r0;
+        if (rb <= (uint64_t)INT32_MAX / 16) {
+            const __m512i gidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                    _mm512_set1_epi32((int)rb));
+            for (; r + 16 <= r1; r += 16) {
+                if (kt == 6) q6k_gemv16(w + (uint64_t)r * rb, rb, nb, a, gidx, yt + r);
+                else         k45_gemv16(kt == 5, w + (uint64_t)r * rb, rb, nb, a, gidx, yt + r);
+            }
+        }
+        for (; r < r1; r++)
+            yt[r] = vd(w + (uint64_t)r * rb, a, n);
+    }
+}
+
 static g4_vec_dot_fn kvd[3]; /* the AVX-512 one-row kernels of q4_K, q5_K, q6_K (simd_x86.c) */
 
 INLINE5 void krun(int kt, const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1, int64_t n, const void *prepv,
@@ -627,10 +843,7 @@ INLINE5 void krun(int kt, const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1,
 {
     const int64_t nb = n / 256;
     if (n_tok < G4_GEMM_MIN_TOK) {
-        const g4_vec_dot_fn vd = kvd[kt - 4];
-        for (int64_t tok = 0; tok < n_tok; tok++)
-            for (int64_t r = r0; r < r1; r++)
-                y[tok * ldy + r] = vd(w + (uint64_t)r * rb, act + (uint64_t)tok * ab, n);
+        kgemv(kt, w, rb, r0, r1, n, act, ab, n_tok, y, ldy, kvd[kt - 4]);
         return;
     }
     const int gr = kt == 6 ? KGR : 4;
