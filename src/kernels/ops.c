@@ -200,6 +200,55 @@ float g4_gelu_tanh(float x)
     return gelu_table[g4_f32_to_f16(x)];
 }
 
+/* GeGLU: g[i] = gelu(g[i]) * u[i], the same values as g4_gelu_tanh
+ * element by element (F16C rounds to nearest even like g4_f32_to_f16), in
+ * chunks over the pool. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+__attribute__((target("avx2,f16c"))) static void geglu_avx2(float *g, const float *u, int64_t n)
+{
+    const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f), zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256i idx = _mm256_cvtepu16_epi32(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+        __m256 y = _mm256_i32gather_ps(gelu_table, idx, 4);
+        y = _mm256_blendv_ps(y, zero, _mm256_cmp_ps(x, lo, _CMP_LE_OQ));
+        y = _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, hi, _CMP_GE_OQ));
+        y = _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(y, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g4_gelu_tanh(g[i]) * u[i];
+}
+#define G4_HAVE_GEGLU_AVX2 1
+#endif
+
+static void geglu_span(float *g, const float *u, int64_t n)
+{
+#ifdef G4_HAVE_GEGLU_AVX2
+    if (g4_cpu_level() >= G4_CPU_AVX2 && g4_cpu_level() <= G4_CPU_AVX512) { geglu_avx2(g, u, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) g[i] = g4_gelu_tanh(g[i]) * u[i];
+}
+
+typedef struct { float *g; const float *u; int64_t n; } geglu_job;
+#define GEGLU_CHUNK 16384
+
+static void geglu_item(void *arg, int64_t item, int tid)
+{
+    (void)tid;
+    geglu_job *j = arg;
+    int64_t a = item * GEGLU_CHUNK, b = a + GEGLU_CHUNK < j->n ? a + GEGLU_CHUNK : j->n;
+    geglu_span(j->g + a, j->u + a, b - a);
+}
+
+void g4_geglu(g4_pool *pool, float *g, const float *u, int64_t n)
+{
+    if (n <= GEGLU_CHUNK || !pool) { geglu_span(g, u, n); return; }
+    geglu_job j = { g, u, n };
+    g4_pool_run(pool, (n + GEGLU_CHUNK - 1) / GEGLU_CHUNK, geglu_item, &j);
+}
+
 void g4_softmax(float *x, int64_t n)
 {
     float m = -INFINITY;

@@ -48,6 +48,9 @@ void g4_rope_apply(float *x, int64_t n_rot, const float *cs);
  * g4_gelu_init() must have run once (g4_model_load does it). */
 void  g4_gelu_init(void);
 float g4_gelu_tanh(float x);
+/* g[i] = g4_gelu_tanh(g[i]) * u[i] for i < n (identical values), SIMD and
+ * spread over the pool. */
+void  g4_geglu(g4_pool *pool, float *g, const float *u, int64_t n);
 
 /* In place, returns nothing; numerically stable (subtracts the max). */
 void g4_softmax(float *x, int64_t n);

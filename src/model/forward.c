@@ -84,7 +84,7 @@ static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint3
     for (uint32_t t = 0; t < n; t++) g4_rmsnorm(ctx->h + (size_t)t * H, ly->ffn_norm, H, eps);
     g4_matmul(pool, &ly->ffn_gate, ctx->h, ctx->g, n, ctx->f32_act);
     g4_matmul(pool, &ly->ffn_up, ctx->h, ctx->u, n, ctx->f32_act);
-    for (size_t i = 0; i < (size_t)n * m->n_ff; i++) ctx->g[i] = g4_gelu_tanh(ctx->g[i]) * ctx->u[i];
+    g4_geglu(pool, ctx->g, ctx->u, (int64_t)n * m->n_ff);
     g4_matmul(pool, &ly->ffn_down, ctx->g, ctx->a, n, ctx->f32_act);
 
     /* 14-16: post-FFN norm, residual, layer output scalar */
