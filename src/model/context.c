@@ -95,7 +95,7 @@ g4_status g4_context_new(g4_model *m, const g4_context_params *params, g4_contex
         c->att = alloc_floats((uint64_t)g4_pool_size(c->pool) * 2 * G4_ATT_CHUNK * m->max_head_dim, &ok);
         c->att_tiles = alloc_floats(2 * nb, &ok); /* two u32 per tile */
         c->hidden = alloc_floats(m->n_embd, &ok);
-        c->rope_cs = alloc_floats(m->max_head_dim, &ok);
+        c->rope_cs = alloc_floats((uint64_t)g4_pool_size(c->pool) * m->max_head_dim, &ok);
         c->logits = alloc_floats(m->n_vocab, &ok);
         c->cap_logits = 1;
     }

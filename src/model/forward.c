@@ -27,6 +27,44 @@ static void kv_store(const g4_context *seq, const g4_kv_layer *kv, uint32_t slot
     }
 }
 
+/* ---- steps 2-6 for one token (tokens spread over the pool) ------------- */
+
+typedef struct {
+    g4_context *ctx;
+    const g4_row *rows;
+    uint32_t l;
+} qkv_job;
+
+static void qkv_token(void *arg, int64_t item, int tid)
+{
+    qkv_job *j = arg;
+    g4_context *ctx = j->ctx;
+    const g4_model *m = ctx->model;
+    const g4_layer *ly = &m->layers[j->l];
+    const uint32_t t = (uint32_t)item, hd = ly->head_dim, nq = m->n_head, nkv = ly->n_kv_head;
+    const uint32_t qdim = nq * hd, kvdim = nkv * hd;
+    const float eps = m->rms_eps;
+    uint32_t pos = j->rows[t].pos;
+    g4_kv_layer *kv = &j->rows[t].seq->kv[j->l];
+    float *q = ctx->q + (size_t)t * qdim, *k = ctx->k + (size_t)t * kvdim, *v = ctx->v + (size_t)t * kvdim;
+    float *cs = ctx->rope_cs + (size_t)tid * m->max_head_dim;
+    /* 2, 4: per-head q-norm and k-norm (weighted), v-norm (no weight) */
+    for (uint32_t h = 0; h < nq; h++) g4_rmsnorm(q + h * hd, ly->attn_q_norm, hd, eps);
+    for (uint32_t h = 0; h < nkv; h++) {
+        g4_rmsnorm(k + h * hd, ly->attn_k_norm, hd, eps);
+        g4_rmsnorm(v + h * hd, NULL, hd, eps);
+    }
+    /* 5: RoPE on q and k; global layers use the proportional divisors */
+    g4_rope_cache(cs, ly->n_rot, pos, ly->rope_base, ly->sliding ? NULL : m->rope_freqs);
+    for (uint32_t h = 0; h < nq; h++) g4_rope_apply(q + h * hd, ly->n_rot, cs);
+    for (uint32_t h = 0; h < nkv; h++) g4_rope_apply(k + h * hd, ly->n_rot, cs);
+    /* 6: append to the cache (ring slot on sliding layers); rows of one
+     * batch never share a slot */
+    uint32_t slot = pos % kv->size;
+    kv_store(j->rows[t].seq, kv, slot, kv->k, k);
+    kv_store(j->rows[t].seq, kv, slot, kv->v, v);
+}
+
 /* ---- one decoder layer ------------------------------------------------- */
 
 static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint32_t n)
@@ -34,8 +72,7 @@ static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint3
     const g4_model *m = ctx->model;
     const g4_layer *ly = &m->layers[l];
     g4_pool *pool = ctx->pool;
-    const uint32_t H = m->n_embd, hd = ly->head_dim, nq = m->n_head, nkv = ly->n_kv_head;
-    const uint32_t qdim = nq * hd, kvdim = nkv * hd;
+    const uint32_t H = m->n_embd, kvdim = ly->n_kv_head * ly->head_dim;
     const float eps = m->rms_eps;
 
     /* 1: h = rmsnorm(x, attn_norm) */
@@ -48,25 +85,8 @@ static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint3
     if (ly->k_eq_v) memcpy(ctx->v, ctx->k, sizeof(float) * (size_t)n * kvdim);
     else            g4_matmul(pool, &ly->attn_v, ctx->h, ctx->v, n, ctx->f32_act);
 
-    for (uint32_t t = 0; t < n; t++) {
-        uint32_t pos = rows[t].pos;
-        g4_kv_layer *kv = &rows[t].seq->kv[l];
-        float *q = ctx->q + (size_t)t * qdim, *k = ctx->k + (size_t)t * kvdim, *v = ctx->v + (size_t)t * kvdim;
-        /* 2, 4: per-head q-norm and k-norm (weighted), v-norm (no weight) */
-        for (uint32_t h = 0; h < nq; h++) g4_rmsnorm(q + h * hd, ly->attn_q_norm, hd, eps);
-        for (uint32_t h = 0; h < nkv; h++) {
-            g4_rmsnorm(k + h * hd, ly->attn_k_norm, hd, eps);
-            g4_rmsnorm(v + h * hd, NULL, hd, eps);
-        }
-        /* 5: RoPE on q and k; global layers use the proportional divisors */
-        g4_rope_cache(ctx->rope_cs, ly->n_rot, pos, ly->rope_base, ly->sliding ? NULL : m->rope_freqs);
-        for (uint32_t h = 0; h < nq; h++) g4_rope_apply(q + h * hd, ly->n_rot, ctx->rope_cs);
-        for (uint32_t h = 0; h < nkv; h++) g4_rope_apply(k + h * hd, ly->n_rot, ctx->rope_cs);
-        /* 6: append to the cache (ring slot on sliding layers) */
-        uint32_t slot = pos % kv->size;
-        kv_store(rows[t].seq, kv, slot, kv->k, k);
-        kv_store(rows[t].seq, kv, slot, kv->v, v);
-    }
+    qkv_job qj = { ctx, rows, l };
+    g4_pool_run(pool, n, qkv_token, &qj);
 
     /* 7-8: attention over the cache (attention.c) */
     g4_attention(ctx, rows, n, l);

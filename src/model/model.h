@@ -86,7 +86,7 @@ struct g4_context {
     float *x, *h, *q, *k, *v, *o, *a, *g, *u;
     float *att;       /* per thread: a chunk of K and V in f32 (attention.c) */
     void  *att_tiles; /* n_batch row tiles (attention.c) */
-    float *rope_cs;   /* cos/sin of one position: max_head_dim floats */
+    float *rope_cs;   /* per thread: cos/sin of one position, max_head_dim floats */
 
     float   *logits;    /* n_logits x n_vocab */
     uint32_t n_logits;  /* rows kept by the last decode */
