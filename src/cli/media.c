@@ -8,7 +8,7 @@
 #include "cli/cli.h"
 #include "cli/media.h"
 
-static int32_t one_token(const g4_model *m, const char *s)
+int32_t cli_single_token(const g4_model *m, const char *s)
 {
     int32_t id[4];
     size_t n = 0;
@@ -19,12 +19,12 @@ static int32_t one_token(const g4_model *m, const char *s)
 
 bool cli_media_tokens_get(const char *cmd, const g4_model *m, cli_media_tokens *t)
 {
-    t->image_ph = one_token(m, "<|image|>");
-    t->audio_ph = one_token(m, "<|audio|>");
-    t->boi = one_token(m, "<|image>");
-    t->eoi = one_token(m, "<image|>");
-    t->boa = one_token(m, "<|audio>");
-    t->eoa = one_token(m, "<audio|>");
+    t->image_ph = cli_single_token(m, "<|image|>");
+    t->audio_ph = cli_single_token(m, "<|audio|>");
+    t->boi = cli_single_token(m, "<|image>");
+    t->eoi = cli_single_token(m, "<image|>");
+    t->boa = cli_single_token(m, "<|audio>");
+    t->eoa = cli_single_token(m, "<audio|>");
     if (t->image_ph < 0 || t->audio_ph < 0 || t->boi < 0 || t->eoi < 0 || t->boa < 0 || t->eoa < 0) {
         cli_error(cmd, "the model's vocabulary lacks the image/audio marker tokens (<|image>, <|image|>, <image|>, "
                        "<|audio>, <|audio|>, <audio|>): not a Gemma 4 multimodal model");

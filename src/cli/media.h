@@ -32,6 +32,9 @@ typedef struct {
     int32_t boi, eoi, boa, eoa;      /* <|image>, <image|>, <|audio>, <audio|> */
 } cli_media_tokens;
 
+/* The id of a text that is exactly one token (parsing specials), or -1. */
+int32_t cli_single_token(const g4_model *m, const char *text);
+
 bool cli_media_tokens_get(const char *cmd, const g4_model *m, cli_media_tokens *t);
 
 /* Loads and embeds every item (a note per item for cli_media_report).  Audio longer than

@@ -270,23 +270,7 @@ static void t_on_finish(srv_req *r, srv_finish why, const srv_err *e)
 {
     tr_state *st = r->fmt_state;
     if (why == FIN_ERROR || why == FIN_CANCELLED) {
-        srv_err ce;
-        if (why == FIN_CANCELLED) {
-            memset(&ce, 0, sizeof ce);
-            srv_fail(&ce, 499, "cancelled", NULL, "the client went away");
-            e = &ce;
-        }
-        char *js = srv_err_json(e);
-        if (st->stream && r->started) {
-            sb_adds(&r->out, "data: ");
-            sb_adds(&r->out, js ? js : "{}");
-            sb_adds(&r->out, "\n\n");
-        } else {
-            r->out.n = 0;
-            r->status = e->status;
-            sb_adds(&r->out, js ? js : "{}");
-        }
-        free(js);
+        srv_finish_error(r, why, e, st->stream, "");
         return;
     }
     st->r = r;

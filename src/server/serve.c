@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/media.h"
 #include "server/server.h"
 
 #define CMD "serve"
@@ -69,14 +70,6 @@ static char *read_key_file(const char *path)
     return txt;
 }
 
-static int32_t single_token(g4_model *m, const char *text)
-{
-    int32_t ids[8];
-    size_t n = 0;
-    if (g4_tokenize(m, text, strlen(text), false, true, ids, 8, &n, NULL, 0) != G4_OK || n != 1) return -1;
-    return ids[0];
-}
-
 typedef struct {
     srv_server *s;
     int rc;
@@ -97,12 +90,12 @@ static void *loader(void *arg)
     g4_model_get_info(s->model, &s->info);
     s->n_vocab = g4_vocab_size(s->model);
     if (!s->n_vocab) { cli_error(CMD, "%s: the model has no usable tokenizer", s->cfg.model_path); goto fail; }
-    s->tok_image = single_token(s->model, "<|image|>");
-    s->tok_audio = single_token(s->model, "<|audio|>");
-    s->tok_boi = single_token(s->model, "<|image>");
-    s->tok_eoi = single_token(s->model, "<image|>");
-    s->tok_boa = single_token(s->model, "<|audio>");
-    s->tok_eoa = single_token(s->model, "<audio|>");
+    s->tok_image = cli_single_token(s->model, "<|image|>");
+    s->tok_audio = cli_single_token(s->model, "<|audio|>");
+    s->tok_boi = cli_single_token(s->model, "<|image>");
+    s->tok_eoi = cli_single_token(s->model, "<image|>");
+    s->tok_boa = cli_single_token(s->model, "<|audio>");
+    s->tok_eoa = cli_single_token(s->model, "<audio|>");
     if (s->tok_boi < 0 || s->tok_eoi < 0) s->tok_image = -1;
     if (s->tok_boa < 0 || s->tok_eoa < 0) s->tok_audio = -1;
     if (s->cfg.mmproj_path) {

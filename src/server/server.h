@@ -222,6 +222,13 @@ void metrics_render(sbuf *b);
 /* http.c */
 int  http_start(srv_server *s, char *err, size_t errlen);   /* returns the bound port or -1 */
 void http_quiesce(void);
+/* The end of a request that failed or whose client left (why FIN_ERROR /
+ * FIN_CANCELLED; e is the error, unused for FIN_CANCELLED): a streamed
+ * response that has started gets the error object as an SSE event followed
+ * by stream_tail (e.g. "data: [DONE]\n\n", or ""); otherwise the body is
+ * replaced by the error object with its status. */
+void srv_finish_error(srv_req *r, srv_finish why, const srv_err *e, bool stream, const char *stream_tail);
+
 /* Waits (at most max_s) until every started request has been answered. */
 void http_drain(double max_s);
 void http_stop(void);

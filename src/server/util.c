@@ -180,3 +180,25 @@ bool srv_prompt_from_tokens(srv_prompt *p, const int32_t *toks, size_t n)
     p->n = (uint32_t)n;
     return true;
 }
+
+void srv_finish_error(srv_req *r, srv_finish why, const srv_err *e, bool stream, const char *stream_tail)
+{
+    srv_err ce;
+    if (why == FIN_CANCELLED) {
+        memset(&ce, 0, sizeof ce);
+        srv_fail(&ce, 499, "cancelled", NULL, "the client went away");
+        e = &ce;
+    }
+    char *js = srv_err_json(e);
+    if (stream && r->started) {
+        sb_adds(&r->out, "data: ");
+        sb_adds(&r->out, js ? js : "{}");
+        sb_adds(&r->out, "\n\n");
+        sb_adds(&r->out, stream_tail);
+    } else {
+        r->out.n = 0;
+        r->status = e->status;
+        sb_adds(&r->out, js ? js : "{}");
+    }
+    free(js);
+}
