@@ -248,13 +248,3 @@ void g4_geglu(g4_pool *pool, float *g, const float *u, int64_t n)
     geglu_job j = { g, u, n };
     g4_pool_run(pool, (n + GEGLU_CHUNK - 1) / GEGLU_CHUNK, geglu_item, &j);
 }
-
-void g4_softmax(float *x, int64_t n)
-{
-    float m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) if (x[i] > m) m = x[i];
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) { x[i] = expf(x[i] - m); sum += x[i]; }
-    float inv = (float)(1.0 / sum);
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
-}

@@ -52,7 +52,5 @@ float g4_gelu_tanh(float x);
  * spread over the pool. */
 void  g4_geglu(g4_pool *pool, float *g, const float *u, int64_t n);
 
-/* In place, returns nothing; numerically stable (subtracts the max). */
-void g4_softmax(float *x, int64_t n);
 
 #endif
