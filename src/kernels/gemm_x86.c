@@ -428,7 +428,7 @@ enum {
     SZ_Q4_K = 144, SZ_Q5_K = 176, SZ_Q6_K = 210, SZ_Q8_K = 292,
     KREC = 4928,   /* per (token group, block): 64 x 64 activations, 8 x 64 bsum pairs, 4 x 64 sub-block sum pairs, 64 scales */
     KKC = 8,       /* blocks per K chunk */
-    KGR = 8,       /* rows per register tile (q6_K; q4_K/q5_K use 4) */
+    KGR = 8,       /* rows per register tile */
 };
 
 static size_t kprep_bytes(int64_t n_tok, int64_t n)
@@ -543,13 +543,17 @@ INLINE5 void kunpack(int kt, ktile *t, const uint8_t *w, uint64_t rb, int nr, in
 INLINE5 void ktile_chunk(int kt, int NR, const ktile *t, int64_t b0, int kn, int64_t nb, const uint8_t *prep, int64_t g0,
                          int gn, __m512 (*accs)[KGR], __m512 (*accms)[KGR], int first)
 {
-    /* sub-blocks: q6_K 16 of 16 elements (4 quads), q4/5_K 8 of 32 (8 quads) */
+    /* sub-blocks: q6_K 16 of 16 elements (4 quads), q4/5_K 8 of 32 (8 quads).
+     * Only the NR integer sums live in registers through a block; the float
+     * chains stay in L1 (one load and store per row and block, against 64
+     * VPDPBUSD), which leaves room for NR = 8 rows sharing each activation
+     * load. */
     const int nsub = kt == 6 ? 16 : 8, nq = kt == 6 ? 4 : 8;
     for (int g = 0; g < gn; g++) {
-        __m512 acc[KGR], accm[KGR];
+        __m512 acc[KGR];
         UNROLL for (int i = 0; i < NR; i++) {
-            acc[i] = first ? _mm512_setzero_ps() : accs[g][i];
-            if (kt != 6) accm[i] = first ? _mm512_setzero_ps() : accms[g][i];
+            if (kt == 6) acc[i] = first ? _mm512_setzero_ps() : accs[g][i];
+            else if (first) accs[g][i] = accms[g][i] = _mm512_setzero_ps();
         }
         const uint8_t *rec = prep + ((size_t)(g0 + g) * (size_t)nb + (size_t)b0) * KREC;
         for (int b = 0; b < kn; b++, rec += KREC) {
@@ -566,31 +570,29 @@ INLINE5 void ktile_chunk(int kt, int NR, const ktile *t, int64_t b0, int kn, int
                 UNROLL for (int u = 0; u < nq; u++) A[u] = _mm512_load_si512((const void *)(rec + 64 * (nq * j + u)));
                 UNROLL for (int i = 0; i < NR; i++) {
                     const uint8_t *qw = t->q[i][b] + 4 * nq * j;
-                    __m512i x = _mm512_setzero_si512(), x1 = _mm512_setzero_si512();
-                    UNROLL for (int u = 0; u < nq; u += 2) {
+                    __m512i x = _mm512_setzero_si512();
+                    UNROLL for (int u = 0; u < nq; u++)
                         x = _mm512_dpbusd_epi32(x, _mm512_set1_epi32((int)ld32(qw + 4 * u)), A[u]);
-                        x1 = _mm512_dpbusd_epi32(x1, _mm512_set1_epi32((int)ld32(qw + 4 * u + 4)), A[u + 1]);
-                    }
-                    x = _mm512_add_epi32(x, x1);
                     s[i] = _mm512_add_epi32(s[i], _mm512_mullo_epi32(x, _mm512_set1_epi32(t->sc[i][b][j])));
                 }
             }
             const __m512 dv = _mm512_load_ps((const void *)(rec + 4864));
             UNROLL for (int i = 0; i < NR; i++) {
-                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), _mm512_mul_ps(_mm512_set1_ps(t->d[i][b]), dv), acc[i]);
-                if (kt != 6) {
+                const __m512 sd = _mm512_mul_ps(_mm512_set1_ps(t->d[i][b]), dv);
+                if (kt == 6) {
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), sd, acc[i]);
+                } else {
+                    accs[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), sd, accs[g][i]);
                     __m512i m = _mm512_setzero_si512();
                     UNROLL for (int p = 0; p < 4; p++)
                         m = _mm512_dpwssd_epi32(m, _mm512_load_si512((const void *)(rec + 4608 + 64 * p)),
                                                 _mm512_set1_epi32((int)t->cp[i][b][p]));
-                    accm[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(_mm512_set1_ps(t->dmin[i][b]), dv), accm[i]);
+                    accms[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(_mm512_set1_ps(t->dmin[i][b]), dv), accms[g][i]);
                 }
             }
         }
-        UNROLL for (int i = 0; i < NR; i++) {
-            accs[g][i] = acc[i];
-            if (kt != 6) accms[g][i] = accm[i];
-        }
+        if (kt == 6)
+            UNROLL for (int i = 0; i < NR; i++) accs[g][i] = acc[i];
     }
 }
 
@@ -846,12 +848,9 @@ INLINE5 void krun(int kt, const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1,
         kgemv(kt, w, rb, r0, r1, n, act, ab, n_tok, y, ldy, kvd[kt - 4]);
         return;
     }
-    const int gr = kt == 6 ? KGR : 4;
     int64_t r = r0;
-    for (; r + gr <= r1; r += gr) {
-        if (kt == 6) kgemm_rows(kt, KGR, w + (uint64_t)r * rb, rb, nb, prepv, n_tok, y + r, ldy);
-        else         kgemm_rows(kt, 4, w + (uint64_t)r * rb, rb, nb, prepv, n_tok, y + r, ldy);
-    }
+    for (; r + KGR <= r1; r += KGR)
+        kgemm_rows(kt, KGR, w + (uint64_t)r * rb, rb, nb, prepv, n_tok, y + r, ldy);
     for (; r < r1; r++)
         kgemm_rows(kt, 1, w + (uint64_t)r * rb, rb, nb, prepv, n_tok, y + r, ldy);
 }
