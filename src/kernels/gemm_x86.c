@@ -323,31 +323,30 @@ INLINE5 void tile_chunk(int q8, int NR, const wtile *t, const uint8_t *w, uint64
         UNROLL for (int i = 0; i < NR; i++) acc[i] = first ? _mm512_setzero_ps() : accs[g][i];
         const uint8_t *rec = prep + ((size_t)(g0 + g) * (size_t)nb + (size_t)b0) * REC;
         for (int b = 0; b < kn; b++, rec += REC) {
-            __m512i A[8];
-            UNROLL for (int q = 0; q < 8; q++) A[q] = _mm512_load_si512((const void *)(rec + 64 * q));
             const __m512 dv = _mm512_load_ps((const void *)(rec + 576));
-            const __m512i ns = _mm512_load_si512((const void *)(rec + 512));
-            UNROLL for (int i = 0; i < NR; i++) {
-                /* two chains of four: VPDPBUSD's latency, not its
-                 * throughput, would bound one chain of eight */
-                __m512i s, s1 = _mm512_setzero_si512();
-                if (q8) {
-                    const uint8_t *wp = w + (uint64_t)i * rb + (uint64_t)(b0 + b) * SZ_Q8_0 + 2;
-                    s = _mm512_set1_epi32(t->corr[i][b]);
-                    UNROLL for (int q = 0; q < 8; q += 2) {
-                        s = _mm512_dpbusd_epi32(s, A[q], _mm512_set1_epi32((int)ld32(wp + 4 * q)));
-                        s1 = _mm512_dpbusd_epi32(s1, A[q + 1], _mm512_set1_epi32((int)ld32(wp + 4 * q + 4)));
-                    }
-                } else {
-                    s = ns;
-                    UNROLL for (int q = 0; q < 8; q += 2) {
-                        s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32((int)ld32(t->s[i][b] + 4 * q)), A[q]);
-                        s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32((int)ld32(t->s[i][b] + 4 * q + 4)), A[q + 1]);
+            /* one VPDPBUSD chain per row, the NR chains interleaved in
+             * program order so that NR independent instructions cover the
+             * instruction's latency */
+            __m512i s[GR];
+            if (q8) {
+                UNROLL for (int i = 0; i < NR; i++) s[i] = _mm512_set1_epi32(t->corr[i][b]);
+            } else {
+                const __m512i ns = _mm512_load_si512((const void *)(rec + 512));
+                UNROLL for (int i = 0; i < NR; i++) s[i] = ns;
+            }
+            UNROLL for (int q = 0; q < 8; q++) {
+                const __m512i A = _mm512_load_si512((const void *)(rec + 64 * q));
+                UNROLL for (int i = 0; i < NR; i++) {
+                    if (q8) {
+                        const uint8_t *wp = w + (uint64_t)i * rb + (uint64_t)(b0 + b) * SZ_Q8_0 + 2;
+                        s[i] = _mm512_dpbusd_epi32(s[i], A, _mm512_set1_epi32((int)ld32(wp + 4 * q)));
+                    } else {
+                        s[i] = _mm512_dpbusd_epi32(s[i], _mm512_set1_epi32((int)ld32(t->s[i][b] + 4 * q)), A);
                     }
                 }
-                s = _mm512_add_epi32(s, s1);
-                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(_mm512_set1_ps(t->dw[i][b]), dv), acc[i]);
             }
+            UNROLL for (int i = 0; i < NR; i++)
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), _mm512_mul_ps(_mm512_set1_ps(t->dw[i][b]), dv), acc[i]);
         }
         UNROLL for (int i = 0; i < NR; i++) accs[g][i] = acc[i];
     }
@@ -427,8 +426,10 @@ T5 static void run_q8_0(const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1, i
 enum {
     SZ_Q4_K = 144, SZ_Q5_K = 176, SZ_Q6_K = 210, SZ_Q8_K = 292,
     KREC = 4928,   /* per (token group, block): 64 x 64 activations, 8 x 64 bsum pairs, 4 x 64 sub-block sum pairs, 64 scales */
-    KKC = 8,       /* blocks per K chunk */
+    KKC = 2,       /* blocks per K chunk */
     KGR = 8,       /* rows per register tile */
+    KPR = 32,      /* rows per panel: the register tiles that share each activation record from L1 */
+    KSG = 32,      /* token groups per pass (their float chains wait in L1/L2 between K chunks) */
 };
 
 static size_t kprep_bytes(int64_t n_tok, int64_t n)
@@ -474,10 +475,10 @@ static void kprep(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t n, voi
 }
 
 typedef struct {
-    uint8_t  q[KGR][KKC][256];   /* element values, unsigned */
-    int32_t  sc[KGR][KKC][16];   /* sub-block scales (q6_K: 16, q4_K/q5_K: 8) */
-    uint32_t cp[KGR][KKC][8];    /* q6_K: (-32 sc[2p], -32 sc[2p+1]) as int16 pairs; q4/5_K: (m[2p], m[2p+1]), p < 4 */
-    float    d[KGR][KKC], dmin[KGR][KKC];
+    uint8_t  q[KPR][KKC][256];   /* element values, unsigned */
+    int32_t  sc[KPR][KKC][16];   /* sub-block scales (q6_K: 16, q4_K/q5_K: 8) */
+    uint32_t cp[KPR][KKC][8];    /* q6_K: (-32 sc[2p], -32 sc[2p+1]) as int16 pairs; q4/5_K: (m[2p], m[2p+1]), p < 4 */
+    float    d[KPR][KKC], dmin[KPR][KKC];
 } ktile;
 
 static inline void k4_scale_min(const uint8_t *q, int j, int *sc, int *m)
@@ -540,78 +541,83 @@ INLINE5 void kunpack(int kt, ktile *t, const uint8_t *w, uint64_t rb, int nr, in
     }
 }
 
-INLINE5 void ktile_chunk(int kt, int NR, const ktile *t, int64_t b0, int kn, int64_t nb, const uint8_t *prep, int64_t g0,
-                         int gn, __m512 (*accs)[KGR], __m512 (*accms)[KGR], int first)
+/* block b of the unpacked tile, rows [i0, i0 + NR), one token group (the
+ * record rec): the exact isum of each (row, token), then one step of each
+ * float chain (acc[i], accm[i]: that row's 16 tokens) */
+INLINE5 void kblock(int kt, int NR, const ktile *t, int i0, int b, const uint8_t *rec, __m512 *acc, __m512 *accm)
 {
-    /* sub-blocks: q6_K 16 of 16 elements (4 quads), q4/5_K 8 of 32 (8 quads).
-     * Only the NR integer sums live in registers through a block; the float
-     * chains stay in L1 (one load and store per row and block, against 64
-     * VPDPBUSD), which leaves room for NR = 8 rows sharing each activation
-     * load. */
+    /* sub-blocks: q6_K 16 of 16 elements (4 quads), q4/5_K 8 of 32 (8 quads) */
     const int nsub = kt == 6 ? 16 : 8, nq = kt == 6 ? 4 : 8;
-    for (int g = 0; g < gn; g++) {
-        __m512 acc[KGR];
-        UNROLL for (int i = 0; i < NR; i++) {
-            if (kt == 6) acc[i] = first ? _mm512_setzero_ps() : accs[g][i];
-            else if (first) accs[g][i] = accms[g][i] = _mm512_setzero_ps();
-        }
-        const uint8_t *rec = prep + ((size_t)(g0 + g) * (size_t)nb + (size_t)b0) * KREC;
-        for (int b = 0; b < kn; b++, rec += KREC) {
-            __m512i s[KGR];
-            UNROLL for (int i = 0; i < NR; i++) {
-                s[i] = _mm512_setzero_si512();
-                if (kt == 6)
-                    UNROLL for (int p = 0; p < 8; p++)
-                        s[i] = _mm512_dpwssd_epi32(s[i], _mm512_load_si512((const void *)(rec + 4096 + 64 * p)),
-                                                   _mm512_set1_epi32((int)t->cp[i][b][p]));
-            }
-            for (int j = 0; j < nsub; j++) {
-                __m512i A[8];
-                UNROLL for (int u = 0; u < nq; u++) A[u] = _mm512_load_si512((const void *)(rec + 64 * (nq * j + u)));
-                UNROLL for (int i = 0; i < NR; i++) {
-                    const uint8_t *qw = t->q[i][b] + 4 * nq * j;
-                    __m512i x = _mm512_setzero_si512();
-                    UNROLL for (int u = 0; u < nq; u++)
-                        x = _mm512_dpbusd_epi32(x, _mm512_set1_epi32((int)ld32(qw + 4 * u)), A[u]);
-                    s[i] = _mm512_add_epi32(s[i], _mm512_mullo_epi32(x, _mm512_set1_epi32(t->sc[i][b][j])));
-                }
-            }
-            const __m512 dv = _mm512_load_ps((const void *)(rec + 4864));
-            UNROLL for (int i = 0; i < NR; i++) {
-                const __m512 sd = _mm512_mul_ps(_mm512_set1_ps(t->d[i][b]), dv);
-                if (kt == 6) {
-                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), sd, acc[i]);
-                } else {
-                    accs[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), sd, accs[g][i]);
-                    __m512i m = _mm512_setzero_si512();
-                    UNROLL for (int p = 0; p < 4; p++)
-                        m = _mm512_dpwssd_epi32(m, _mm512_load_si512((const void *)(rec + 4608 + 64 * p)),
-                                                _mm512_set1_epi32((int)t->cp[i][b][p]));
-                    accms[g][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(_mm512_set1_ps(t->dmin[i][b]), dv), accms[g][i]);
-                }
-            }
-        }
+    __m512i s[KGR];
+    UNROLL for (int i = 0; i < NR; i++) {
+        s[i] = _mm512_setzero_si512();
         if (kt == 6)
-            UNROLL for (int i = 0; i < NR; i++) accs[g][i] = acc[i];
+            UNROLL for (int p = 0; p < 8; p++)
+                s[i] = _mm512_dpwssd_epi32(s[i], _mm512_load_si512((const void *)(rec + 4096 + 64 * p)),
+                                           _mm512_set1_epi32((int)t->cp[i0 + i][b][p]));
+    }
+    for (int j = 0; j < nsub; j++) {
+        /* one VPDPBUSD chain per row, the NR chains interleaved in program
+         * order: NR independent instructions between two dependent ones
+         * cover the instruction's latency (row after row, the out-of-order
+         * window would have to look a whole sub-block ahead) */
+        __m512i x[KGR];
+        UNROLL for (int i = 0; i < NR; i++) x[i] = _mm512_setzero_si512();
+        UNROLL for (int u = 0; u < nq; u++) {
+            const __m512i A = _mm512_load_si512((const void *)(rec + 64 * (nq * j + u)));
+            UNROLL for (int i = 0; i < NR; i++)
+                x[i] = _mm512_dpbusd_epi32(x[i], _mm512_set1_epi32((int)ld32(t->q[i0 + i][b] + 4 * (nq * j + u))), A);
+        }
+        UNROLL for (int i = 0; i < NR; i++)
+            s[i] = _mm512_add_epi32(s[i], _mm512_mullo_epi32(x[i], _mm512_set1_epi32(t->sc[i0 + i][b][j])));
+    }
+    const __m512 dv = _mm512_load_ps((const void *)(rec + 4864));
+    UNROLL for (int i = 0; i < NR; i++) {
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), _mm512_mul_ps(_mm512_set1_ps(t->d[i0 + i][b]), dv), acc[i]);
+        if (kt != 6) {
+            __m512i m = _mm512_setzero_si512();
+            UNROLL for (int p = 0; p < 4; p++)
+                m = _mm512_dpwssd_epi32(m, _mm512_load_si512((const void *)(rec + 4608 + 64 * p)),
+                                        _mm512_set1_epi32((int)t->cp[i0 + i][b][p]));
+            accm[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(_mm512_set1_ps(t->dmin[i0 + i][b]), dv), accm[i]);
+        }
     }
 }
 
-INLINE5 void kgemm_rows(int kt, int NR, const uint8_t *w, uint64_t rb, int64_t nb, const uint8_t *prep, int64_t n_tok,
-                        float *y, int64_t ldy)
+/* A panel of np register tiles of NR rows (np * NR <= KPR) from w, all
+ * tokens.  Per K chunk the panel's weights are unpacked once (into L1) and
+ * each activation record (token group x block) is loaded once for the np
+ * tiles, so the prepared activations stream from the outer caches once per
+ * KPR rows rather than once per register tile.  The float chains of KSG
+ * token groups wait on the stack between blocks; every (row, token) still
+ * visits the blocks in order. */
+INLINE5 void kgemm_panel(int kt, int NR, int np, const uint8_t *w, uint64_t rb, int64_t nb, const uint8_t *prep,
+                         int64_t n_tok, float *y, int64_t ldy)
 {
     const int64_t ng = (n_tok + GT - 1) / GT;
+    const int nr = NR * np;
     _Alignas(64) ktile t;
-    _Alignas(64) __m512 accs[SG][KGR];
-    _Alignas(64) __m512 accms[kt == 6 ? 1 : SG][KGR];
-    for (int64_t g0 = 0; g0 < ng; g0 += SG) {
-        const int gn = (int)(ng - g0 < SG ? ng - g0 : SG);
+    _Alignas(64) __m512 accs[KSG][KPR];
+    _Alignas(64) __m512 accms[kt == 6 ? 1 : KSG][KPR];
+    for (int64_t g0 = 0; g0 < ng; g0 += KSG) {
+        const int gn = (int)(ng - g0 < KSG ? ng - g0 : KSG);
+        for (int g = 0; g < gn; g++)
+            for (int i = 0; i < nr; i++) {
+                accs[g][i] = _mm512_setzero_ps();
+                if (kt != 6) accms[g][i] = _mm512_setzero_ps();
+            }
         for (int64_t b0 = 0; b0 < nb; b0 += KKC) {
             const int kn = (int)(nb - b0 < KKC ? nb - b0 : KKC);
-            kunpack(kt, &t, w, rb, NR, b0, kn);
-            ktile_chunk(kt, NR, &t, b0, kn, nb, prep, g0, gn, accs, accms, b0 == 0);
+            kunpack(kt, &t, w, rb, nr, b0, kn);
+            for (int g = 0; g < gn; g++) {
+                const uint8_t *rec = prep + ((size_t)(g0 + g) * (size_t)nb + (size_t)b0) * KREC;
+                for (int b = 0; b < kn; b++, rec += KREC)
+                    for (int p = 0; p < np; p++)
+                        kblock(kt, NR, &t, p * NR, b, rec, accs[g] + p * NR, kt == 6 ? NULL : accms[g] + p * NR);
+            }
         }
         for (int g = 0; g < gn; g++) {
-            UNROLL for (int i = 0; i < NR; i++) {
+            for (int i = 0; i < nr; i++) {
                 _Alignas(64) float o[GT];
                 _mm512_store_ps(o, kt == 6 ? accs[g][i] : _mm512_sub_ps(accs[g][i], accms[g][i]));
                 for (int j = 0; j < GT; j++) {
@@ -849,10 +855,13 @@ INLINE5 void krun(int kt, const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1,
         return;
     }
     int64_t r = r0;
-    for (; r + KGR <= r1; r += KGR)
-        kgemm_rows(kt, KGR, w + (uint64_t)r * rb, rb, nb, prepv, n_tok, y + r, ldy);
-    for (; r < r1; r++)
-        kgemm_rows(kt, 1, w + (uint64_t)r * rb, rb, nb, prepv, n_tok, y + r, ldy);
+    while (r1 - r >= KGR) {
+        const int np = (int)((r1 - r) / KGR < KPR / KGR ? (r1 - r) / KGR : KPR / KGR);
+        kgemm_panel(kt, KGR, np, w + (uint64_t)r * rb, rb, nb, prepv, n_tok, y + r, ldy);
+        r += (int64_t)np * KGR;
+    }
+    if (r < r1) /* the last rows, one per register tile */
+        kgemm_panel(kt, 1, (int)(r1 - r), w + (uint64_t)r * rb, rb, nb, prepv, n_tok, y + r, ldy);
 }
 
 T5 static void run_q4_K(const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1, int64_t n, const void *prep,
