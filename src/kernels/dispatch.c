@@ -109,8 +109,10 @@ static void probe(void)
 #endif
 #ifdef G4_ARM
     detected = probe_arm();
-    for (int l = G4_CPU_NEON; l <= detected; l++)
+    for (int l = G4_CPU_NEON; l <= detected; l++) {
         g4_simd_arm_fill(l, &level_tables[l]);
+        g4_gemm_arm_fill(l, &level_tables[l]);
+    }
 #endif
     active = detected;
     const char *env = getenv("G4_CPU");

@@ -102,5 +102,9 @@ void g4_simd_x86_fill(int level, g4_kernel_table *t);
 void g4_gemm_x86_fill(int level, g4_kernel_table *t);
 /* simd_arm.c: fills the entries it has for `level` (NEON or DOTPROD) */
 void g4_simd_arm_fill(int level, g4_kernel_table *t);
+/* gemm_arm.c: the matrix kernels for `level` (NEON or DOTPROD) and the
+ * one-row kernels they are twins of (runs after g4_simd_arm_fill and
+ * replaces its entries) */
+void g4_gemm_arm_fill(int level, g4_kernel_table *t);
 
 #endif
