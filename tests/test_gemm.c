@@ -131,6 +131,20 @@ static int check_shape(int level, uint32_t type, const g4_gemm_kernel *k, g4_vec
     const size_t pb = k->prep_bytes(s.n_tok, s.cols);
     void *prep = aligned_alloc(64, (pb + 63) / 64 * 64 + 64);
     k->prep(act, ab, s.n_tok, s.cols, prep);
+    int bad_prep = 0;
+    if (k->prep_group && s.n_tok >= G4_GEMM_MIN_TOK) {
+        /* the groups laid out one by one, in reverse order, into a buffer
+         * that starts as garbage: the same bytes as prep's */
+        void *prep2 = aligned_alloc(64, (pb + 63) / 64 * 64 + 64);
+        memset(prep2, 0x5A, pb);
+        const int64_t ng = (s.n_tok + k->group_tokens - 1) / k->group_tokens;
+        for (int64_t g = ng - 1; g >= 0; g--)
+            k->prep_group(act, ab, s.n_tok, s.cols, g, prep2);
+        bad_prep = memcmp(prep, prep2, pb) != 0;
+        CHECKF(!bad_prep, "%s gemm %s rows %lld cols %lld n_tok %lld: prep_group bytes differ from prep's",
+               g4_cpu_level_name(level), g4_type_get(type)->name, (long long)s.rows, (long long)s.cols, (long long)s.n_tok);
+        free(prep2);
+    }
     const size_t ny = (size_t)s.rows * (size_t)s.n_tok;
     float *y = malloc(ny * sizeof *y), *y2 = malloc(ny * sizeof *y2);
     memset(y, 0xA5, ny * sizeof *y);

@@ -68,6 +68,12 @@ typedef struct {
     void   (*prep)(const uint8_t *act, uint64_t act_bytes, int64_t n_tok, int64_t n, void *dst);
     void   (*run)(const uint8_t *w, uint64_t row_bytes, int64_t r0, int64_t r1, int64_t n, const void *prep,
                   const uint8_t *act, uint64_t act_bytes, int64_t n_tok, float *y, int64_t ldy);
+    /* optional (NULL: prep only): for n_tok >= G4_GEMM_MIN_TOK, the part of
+     * prep's output that belongs to tokens [g * group_tokens, (g + 1) *
+     * group_tokens), reading only those activation rows -- so that the
+     * groups can be encoded and laid out by several threads at once */
+    void   (*prep_group)(const uint8_t *act, uint64_t act_bytes, int64_t n_tok, int64_t n, int64_t g, void *dst);
+    int    group_tokens;
 } g4_gemm_kernel;
 
 typedef struct {

@@ -354,11 +354,11 @@ ARM_ATTR static void NM(run_q6_K_)(const uint8_t *w, uint64_t rb, int64_t r0, in
     NM(runK_)(6, w, rb, r0, r1, n, prep, act, ab, n_tok, y, ldy);
 }
 
-static const g4_gemm_kernel NM(GEMM_Q4_0_) = { prep_bytes_q8_0, prep_q8_0, NM(run_q4_0_) };
-static const g4_gemm_kernel NM(GEMM_Q8_0_) = { prep_bytes_q8_0, prep_q8_0, NM(run_q8_0_) };
-static const g4_gemm_kernel NM(GEMM_Q4_K_) = { prep_bytes_q8_K, prep_q8_K, NM(run_q4_K_) };
-static const g4_gemm_kernel NM(GEMM_Q5_K_) = { prep_bytes_q8_K, prep_q8_K, NM(run_q5_K_) };
-static const g4_gemm_kernel NM(GEMM_Q6_K_) = { prep_bytes_q8_K, prep_q8_K, NM(run_q6_K_) };
+static const g4_gemm_kernel NM(GEMM_Q4_0_) = { prep_bytes_q8_0, prep_q8_0, NM(run_q4_0_), NULL, 0 };
+static const g4_gemm_kernel NM(GEMM_Q8_0_) = { prep_bytes_q8_0, prep_q8_0, NM(run_q8_0_), NULL, 0 };
+static const g4_gemm_kernel NM(GEMM_Q4_K_) = { prep_bytes_q8_K, prep_q8_K, NM(run_q4_K_), NULL, 0 };
+static const g4_gemm_kernel NM(GEMM_Q5_K_) = { prep_bytes_q8_K, prep_q8_K, NM(run_q5_K_), NULL, 0 };
+static const g4_gemm_kernel NM(GEMM_Q6_K_) = { prep_bytes_q8_K, prep_q8_K, NM(run_q6_K_), NULL, 0 };
 
 #undef NM
 #undef ARM_CAT

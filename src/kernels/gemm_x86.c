@@ -166,37 +166,41 @@ static void prep_gemv(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t nb
  * of token j at 64q + 4j (XOR 0x80 for q8_0 weights), then -8 * the
  * block's activation sum per token (q4_0), then the 16 scales; tokens past
  * n_tok are zero activations with a zero scale */
+static void prep_gemm_group(int q8, const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t nb, int64_t g, uint8_t *dst)
+{
+    const uint32_t flip = q8 ? 0x80808080u : 0;
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *rec = dst + ((size_t)g * (size_t)nb + (size_t)b) * REC;
+        int32_t *ns = (int32_t *)(rec + 512);
+        float *da = (float *)(rec + 576);
+        for (int j = 0; j < GT; j++) {
+            const int64_t t = g * GT + j;
+            if (t >= n_tok) {
+                for (int q = 0; q < 8; q++) {
+                    memcpy(rec + 64 * q + 4 * j, &flip, 4);
+                }
+                ns[j] = 0;
+                da[j] = 0.0f;
+                continue;
+            }
+            const uint8_t *a = act + (uint64_t)t * ab + (uint64_t)b * SZ_Q8_0;
+            for (int q = 0; q < 8; q++) {
+                const uint32_t v = ld32(a + 2 + 4 * q) ^ flip;
+                memcpy(rec + 64 * q + 4 * j, &v, 4);
+            }
+            int s = 0;
+            for (int i = 0; i < 32; i++) s += (int8_t)a[2 + i];
+            ns[j] = -8 * s;
+            da[j] = g4_f16_to_f32((uint16_t)(a[0] | a[1] << 8));
+        }
+    }
+}
+
 static void prep_gemm(int q8, const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t nb, uint8_t *dst)
 {
     const int64_t ng = (n_tok + GT - 1) / GT;
-    const uint32_t flip = q8 ? 0x80808080u : 0;
-    for (int64_t g = 0; g < ng; g++) {
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *rec = dst + ((size_t)g * (size_t)nb + (size_t)b) * REC;
-            int32_t *ns = (int32_t *)(rec + 512);
-            float *da = (float *)(rec + 576);
-            for (int j = 0; j < GT; j++) {
-                const int64_t t = g * GT + j;
-                if (t >= n_tok) {
-                    for (int q = 0; q < 8; q++) {
-                        memcpy(rec + 64 * q + 4 * j, &flip, 4);
-                    }
-                    ns[j] = 0;
-                    da[j] = 0.0f;
-                    continue;
-                }
-                const uint8_t *a = act + (uint64_t)t * ab + (uint64_t)b * SZ_Q8_0;
-                for (int q = 0; q < 8; q++) {
-                    const uint32_t v = ld32(a + 2 + 4 * q) ^ flip;
-                    memcpy(rec + 64 * q + 4 * j, &v, 4);
-                }
-                int s = 0;
-                for (int i = 0; i < 32; i++) s += (int8_t)a[2 + i];
-                ns[j] = -8 * s;
-                da[j] = g4_f16_to_f32((uint16_t)(a[0] | a[1] << 8));
-            }
-        }
-    }
+    for (int64_t g = 0; g < ng; g++)
+        prep_gemm_group(q8, act, ab, n_tok, nb, g, dst);
 }
 
 static void prep_q4_0(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t n, void *dst)
@@ -209,6 +213,16 @@ static void prep_q8_0(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t n,
 {
     if (n_tok >= G4_GEMM_MIN_TOK) prep_gemm(1, act, ab, n_tok, n / 32, dst);
     else prep_gemv(act, ab, n_tok, n / 32, dst);
+}
+
+static void prep_group_q4_0(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t n, int64_t g, void *dst)
+{
+    prep_gemm_group(0, act, ab, n_tok, n / 32, g, dst);
+}
+
+static void prep_group_q8_0(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t n, int64_t g, void *dst)
+{
+    prep_gemm_group(1, act, ab, n_tok, n / 32, g, dst);
 }
 
 /* ------------------------------------------------------ matrix-vector */
@@ -441,37 +455,42 @@ static size_t kprep_bytes(int64_t n_tok, int64_t n)
 
 static inline uint32_t pack16(int lo, int hi) { return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16; }
 
-static void kprep(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t n, void *dstv)
+static void kprep_group(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t n, int64_t g, void *dstv)
+{
+    uint8_t *dst = dstv;
+    const int64_t nb = n / 256;
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *rec = dst + ((size_t)g * (size_t)nb + (size_t)b) * KREC;
+        uint32_t *bs6 = (uint32_t *)(rec + 4096), *bsp = (uint32_t *)(rec + 4608);
+        float *da = (float *)(rec + 4864);
+        for (int j = 0; j < GT; j++) {
+            const int64_t t = g * GT + j;
+            if (t >= n_tok) {
+                for (int q = 0; q < 64; q++) memset(rec + 64 * q + 4 * j, 0, 4);
+                for (int p = 0; p < 8; p++) bs6[16 * p + j] = 0;
+                for (int p = 0; p < 4; p++) bsp[16 * p + j] = 0;
+                da[j] = 0.0f;
+                continue;
+            }
+            const uint8_t *a = act + (uint64_t)t * ab + (uint64_t)b * SZ_Q8_K;
+            for (int q = 0; q < 64; q++) memcpy(rec + 64 * q + 4 * j, a + 4 + 4 * q, 4);
+            int16_t bs[16];
+            memcpy(bs, a + 260, sizeof bs);
+            for (int p = 0; p < 8; p++) bs6[16 * p + j] = pack16(bs[2 * p], bs[2 * p + 1]);
+            for (int p = 0; p < 4; p++)
+                bsp[16 * p + j] = pack16(bs[4 * p] + bs[4 * p + 1], bs[4 * p + 2] + bs[4 * p + 3]);
+            memcpy(&da[j], a, 4);
+        }
+    }
+}
+
+static void kprep(const uint8_t *act, uint64_t ab, int64_t n_tok, int64_t n, void *dst)
 {
     if (n_tok < G4_GEMM_MIN_TOK)
         return;
-    uint8_t *dst = dstv;
-    const int64_t nb = n / 256, ng = (n_tok + GT - 1) / GT;
-    for (int64_t g = 0; g < ng; g++) {
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *rec = dst + ((size_t)g * (size_t)nb + (size_t)b) * KREC;
-            uint32_t *bs6 = (uint32_t *)(rec + 4096), *bsp = (uint32_t *)(rec + 4608);
-            float *da = (float *)(rec + 4864);
-            for (int j = 0; j < GT; j++) {
-                const int64_t t = g * GT + j;
-                if (t >= n_tok) {
-                    for (int q = 0; q < 64; q++) memset(rec + 64 * q + 4 * j, 0, 4);
-                    for (int p = 0; p < 8; p++) bs6[16 * p + j] = 0;
-                    for (int p = 0; p < 4; p++) bsp[16 * p + j] = 0;
-                    da[j] = 0.0f;
-                    continue;
-                }
-                const uint8_t *a = act + (uint64_t)t * ab + (uint64_t)b * SZ_Q8_K;
-                for (int q = 0; q < 64; q++) memcpy(rec + 64 * q + 4 * j, a + 4 + 4 * q, 4);
-                int16_t bs[16];
-                memcpy(bs, a + 260, sizeof bs);
-                for (int p = 0; p < 8; p++) bs6[16 * p + j] = pack16(bs[2 * p], bs[2 * p + 1]);
-                for (int p = 0; p < 4; p++)
-                    bsp[16 * p + j] = pack16(bs[4 * p] + bs[4 * p + 1], bs[4 * p + 2] + bs[4 * p + 3]);
-                memcpy(&da[j], a, 4);
-            }
-        }
-    }
+    const int64_t ng = (n_tok + GT - 1) / GT;
+    for (int64_t g = 0; g < ng; g++)
+        kprep_group(act, ab, n_tok, n, g, dst);
 }
 
 typedef struct {
@@ -880,12 +899,12 @@ T5 static void run_q6_K(const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1, i
     krun(6, w, rb, r0, r1, n, prep, act, ab, n_tok, y, ldy);
 }
 
-static const g4_gemm_kernel GEMM_Q4_K = { kprep_bytes, kprep, run_q4_K };
-static const g4_gemm_kernel GEMM_Q5_K = { kprep_bytes, kprep, run_q5_K };
-static const g4_gemm_kernel GEMM_Q6_K = { kprep_bytes, kprep, run_q6_K };
+static const g4_gemm_kernel GEMM_Q4_K = { kprep_bytes, kprep, run_q4_K, kprep_group, GT };
+static const g4_gemm_kernel GEMM_Q5_K = { kprep_bytes, kprep, run_q5_K, kprep_group, GT };
+static const g4_gemm_kernel GEMM_Q6_K = { kprep_bytes, kprep, run_q6_K, kprep_group, GT };
 
-static const g4_gemm_kernel GEMM_Q4_0 = { prep_bytes, prep_q4_0, run_q4_0 };
-static const g4_gemm_kernel GEMM_Q8_0 = { prep_bytes, prep_q8_0, run_q8_0 };
+static const g4_gemm_kernel GEMM_Q4_0 = { prep_bytes, prep_q4_0, run_q4_0, prep_group_q4_0, GT };
+static const g4_gemm_kernel GEMM_Q8_0 = { prep_bytes, prep_q8_0, run_q8_0, prep_group_q8_0, GT };
 
 void g4_gemm_x86_fill(int level, g4_kernel_table *t)
 {

@@ -88,6 +88,29 @@ static void gemm_item(void *arg, int64_t item, int tid)
     j->k->run(j->w->data, j->w->row_bytes, r0, r1, j->w->cols, j->prep, j->act, j->act_bytes, j->n_tok, j->y, j->w->rows);
 }
 
+/* one group of a matrix kernel's tokens: encode its activation rows, then
+ * lay them out (prep_group) -- the serial part of a product, spread */
+typedef struct {
+    const g4_gemm_kernel *k;
+    const float *x;
+    int64_t cols, n_tok;
+    uint32_t vdt;
+    uint8_t *act;
+    uint64_t act_bytes;
+    void *prep;
+} encode_job;
+
+static void encode_group(void *arg, int64_t g, int tid)
+{
+    (void)tid;
+    const encode_job *e = arg;
+    const int64_t t0 = g * e->k->group_tokens;
+    const int64_t t1 = t0 + e->k->group_tokens < e->n_tok ? t0 + e->k->group_tokens : e->n_tok;
+    for (int64_t t = t0; t < t1; t++)
+        g4_quantize_act(e->vdt, e->x + t * e->cols, e->act + (uint64_t)t * e->act_bytes, e->cols);
+    e->k->prep_group(e->act, e->act_bytes, e->n_tok, e->cols, g, e->prep);
+}
+
 void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t n_tok, bool f32_act)
 {
     if (n_tok <= 0 || w->rows <= 0)
@@ -105,16 +128,23 @@ void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t
         abort(); /* the loader only admits whole blocks */
     uint8_t *act = malloc(ab * (uint64_t)n_tok + 1);
     if (!act) abort(); /* n_tok rows of ~cols bytes: out of memory here is fatal anyway */
-    for (int64_t t = 0; t < n_tok; t++)
-        g4_quantize_act(vdt, x + t * w->cols, act + (uint64_t)t * ab, w->cols);
     /* the active level's matrix kernel: every (row, token) result is the
      * same bits as its g4_vec_dot, whatever the batch (dispatch.h) */
     const g4_gemm_kernel *k = !plain && w->cols > 0 && w->type < G4_TYPE_COUNT_ ? g4_dispatch_active.gemm[w->type] : NULL;
+    const bool grouped = k && k->prep_group && k->group_tokens > 0 && n_tok >= G4_GEMM_MIN_TOK;
+    if (!grouped)
+        for (int64_t t = 0; t < n_tok; t++)
+            g4_quantize_act(vdt, x + t * w->cols, act + (uint64_t)t * ab, w->cols);
     if (k) {
         const size_t pb = k->prep_bytes(n_tok, w->cols);
         void *prep = aligned_alloc(64, (pb + 63) / 64 * 64 + 64);
         if (!prep) abort();
-        k->prep(act, ab, n_tok, w->cols, prep);
+        if (grouped) {
+            encode_job e = { k, x, w->cols, n_tok, vdt, act, ab, prep };
+            g4_pool_run(pool, (n_tok + k->group_tokens - 1) / k->group_tokens, encode_group, &e);
+        } else {
+            k->prep(act, ab, n_tok, w->cols, prep);
+        }
         gemm_job gj = { w, k, prep, act, ab, y, n_tok };
         g4_pool_run(pool, (w->rows + GEMM_ROWS_PER_ITEM - 1) / GEMM_ROWS_PER_ITEM, gemm_item, &gj);
         free(prep);
