@@ -33,10 +33,16 @@
  *    activations of the 16 tokens are eight zmm (dword q of lane j = bytes
  *    4q..4q+3 of token j), prepared once per call; each weight row's four
  *    bytes are broadcast and met with VPDPBUSD, so one unpacked weight block
- *    serves 16 tokens and one activation block GR rows, from registers.
- *    The weights are unpacked per tile of GR rows x KC blocks (into L1), the
- *    float accumulators of up to SG token groups live on the stack between
- *    K chunks (blocks are still visited in order for every (row, token)).
+ *    serves 16 tokens and one activation block GR rows, from registers;
+ *    the GR rows' VPDPBUSD chains are interleaved in program order, so that
+ *    GR independent instructions cover the instruction's latency.  The
+ *    weights are unpacked per panel of GPR rows x KC blocks (into L1); per
+ *    token group, the panel's GPR / GR register tiles walk the same KC
+ *    activation records in turn, so the prepared activations stream from
+ *    L2/L3 once per GPR rows (not once per register tile: that was the
+ *    limit on long rows).  The float accumulators of up to SG token groups
+ *    live on the stack between K chunks (blocks are still visited in order
+ *    for every (row, token)); the stack use stays under ~90 KB.
  *  - exactness of the integer part: q4_0 nibbles are used unsigned (0..15)
  *    against signed activations, minus 8 * sum(activations of the block);
  *    q8_0 weights (signed) meet activations + 128 (unsigned), minus
@@ -66,8 +72,9 @@ enum {
     SZ_Q4_0 = 18, SZ_Q8_0 = 34,
     GT = 16,   /* tokens per group (zmm lanes) */
     GR = 8,    /* weight rows per register tile */
-    KC = 64,   /* blocks per K chunk of the unpacked weight tile */
-    SG = 32,   /* token groups whose accumulators are kept across K chunks */
+    GPR = 64,  /* weight rows per panel (register tiles sharing the activations from L1) */
+    KC = 8,   /* blocks per K chunk of the unpacked weight panel */
+    SG = 16,   /* token groups whose accumulators are kept across K chunks */
     REC = 640, /* prepared bytes per (token group, block): 8 x 64 activations, 64 sums, 64 scales */
     GV = 72,   /* prepared bytes per (token, block) for the matrix-vector kernel: 64 + sum + scale */
 };
@@ -300,9 +307,9 @@ INLINE5 void gemv(int q8, const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1,
 /* ------------------------------------------------------ matrix-matrix */
 
 typedef struct {
-    uint8_t s[GR][KC][32];   /* q4_0: unpacked nibbles, element order */
-    int32_t corr[GR][KC];    /* q8_0: -128 * sum of the block's weights */
-    float   dw[GR][KC];
+    uint8_t s[GPR][KC][32];   /* q4_0: unpacked nibbles, element order */
+    int32_t corr[GPR][KC];    /* q8_0: -128 * sum of the block's weights */
+    float   dw[GPR][KC];
 } wtile;
 
 INLINE5 void unpack_tile(int q8, wtile *t, const uint8_t *w, uint64_t rb, int nr, int64_t b0, int kn)
@@ -327,60 +334,69 @@ INLINE5 void unpack_tile(int q8, wtile *t, const uint8_t *w, uint64_t rb, int nr
     }
 }
 
-/* NR rows (a compile-time constant after inlining) starting at w, token
- * groups [g0, g0 + gn), K chunk of kn blocks; acc[g][i] carries the chain */
-INLINE5 void tile_chunk(int q8, int NR, const wtile *t, const uint8_t *w, uint64_t rb, int64_t b0, int kn, int64_t nb,
-                        const uint8_t *prep, int64_t g0, int gn, __m512 (*accs)[GR], int first)
+/* np register tiles of NR rows (NR a compile-time constant after inlining)
+ * starting at w, token groups [g0, g0 + gn), K chunk of kn blocks;
+ * accs[g][i] carries row i's chain between chunks.  Per token group the
+ * chunk's activation records (kn x REC bytes) stay in L1 while the np tiles
+ * walk them in turn. */
+INLINE5 void tile_chunk(int q8, int NR, int np, const wtile *t, const uint8_t *w, uint64_t rb, int64_t b0, int kn,
+                        int64_t nb, const uint8_t *prep, int64_t g0, int gn, __m512 (*accs)[GPR], int first)
 {
     for (int g = 0; g < gn; g++) {
-        __m512 acc[GR];
-        UNROLL for (int i = 0; i < NR; i++) acc[i] = first ? _mm512_setzero_ps() : accs[g][i];
-        const uint8_t *rec = prep + ((size_t)(g0 + g) * (size_t)nb + (size_t)b0) * REC;
-        for (int b = 0; b < kn; b++, rec += REC) {
-            const __m512 dv = _mm512_load_ps((const void *)(rec + 576));
-            /* one VPDPBUSD chain per row, the NR chains interleaved in
-             * program order so that NR independent instructions cover the
-             * instruction's latency */
-            __m512i s[GR];
-            if (q8) {
-                UNROLL for (int i = 0; i < NR; i++) s[i] = _mm512_set1_epi32(t->corr[i][b]);
-            } else {
-                const __m512i ns = _mm512_load_si512((const void *)(rec + 512));
-                UNROLL for (int i = 0; i < NR; i++) s[i] = ns;
-            }
-            UNROLL for (int q = 0; q < 8; q++) {
-                const __m512i A = _mm512_load_si512((const void *)(rec + 64 * q));
-                UNROLL for (int i = 0; i < NR; i++) {
-                    if (q8) {
-                        const uint8_t *wp = w + (uint64_t)i * rb + (uint64_t)(b0 + b) * SZ_Q8_0 + 2;
-                        s[i] = _mm512_dpbusd_epi32(s[i], A, _mm512_set1_epi32((int)ld32(wp + 4 * q)));
-                    } else {
-                        s[i] = _mm512_dpbusd_epi32(s[i], _mm512_set1_epi32((int)ld32(t->s[i][b] + 4 * q)), A);
+        for (int p = 0; p < np; p++) {
+            const int i0 = p * NR;
+            __m512 acc[GR];
+            UNROLL for (int i = 0; i < NR; i++) acc[i] = first ? _mm512_setzero_ps() : accs[g][i0 + i];
+            const uint8_t *rec = prep + ((size_t)(g0 + g) * (size_t)nb + (size_t)b0) * REC;
+            for (int b = 0; b < kn; b++, rec += REC) {
+                const __m512 dv = _mm512_load_ps((const void *)(rec + 576));
+                /* one VPDPBUSD chain per row, the NR chains interleaved in
+                 * program order so that NR independent instructions cover
+                 * the instruction's latency */
+                __m512i s[GR];
+                if (q8) {
+                    UNROLL for (int i = 0; i < NR; i++) s[i] = _mm512_set1_epi32(t->corr[i0 + i][b]);
+                } else {
+                    const __m512i ns = _mm512_load_si512((const void *)(rec + 512));
+                    UNROLL for (int i = 0; i < NR; i++) s[i] = ns;
+                }
+                UNROLL for (int q = 0; q < 8; q++) {
+                    const __m512i A = _mm512_load_si512((const void *)(rec + 64 * q));
+                    UNROLL for (int i = 0; i < NR; i++) {
+                        if (q8) {
+                            const uint8_t *wp = w + (uint64_t)(i0 + i) * rb + (uint64_t)(b0 + b) * SZ_Q8_0 + 2;
+                            s[i] = _mm512_dpbusd_epi32(s[i], A, _mm512_set1_epi32((int)ld32(wp + 4 * q)));
+                        } else {
+                            s[i] = _mm512_dpbusd_epi32(s[i], _mm512_set1_epi32((int)ld32(t->s[i0 + i][b] + 4 * q)), A);
+                        }
                     }
                 }
+                UNROLL for (int i = 0; i < NR; i++)
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), _mm512_mul_ps(_mm512_set1_ps(t->dw[i0 + i][b]), dv),
+                                             acc[i]);
             }
-            UNROLL for (int i = 0; i < NR; i++)
-                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), _mm512_mul_ps(_mm512_set1_ps(t->dw[i][b]), dv), acc[i]);
+            UNROLL for (int i = 0; i < NR; i++) accs[g][i0 + i] = acc[i];
         }
-        UNROLL for (int i = 0; i < NR; i++) accs[g][i] = acc[i];
     }
 }
 
-INLINE5 void gemm_rows(int q8, int NR, const uint8_t *w, uint64_t rb, int64_t nb, const uint8_t *prep, int64_t n_tok,
-                       float *y, int64_t ldy)
+/* a panel of np register tiles of NR rows (np * NR <= GPR) from w, all tokens */
+INLINE5 void gemm_panel(int q8, int NR, int np, const uint8_t *w, uint64_t rb, int64_t nb, const uint8_t *prep,
+                        int64_t n_tok, float *y, int64_t ldy)
 {
     const int64_t ng = (n_tok + GT - 1) / GT;
+    const int nr = NR * np;
     _Alignas(64) wtile t;
-    _Alignas(64) __m512 accs[SG][GR];
+    _Alignas(64) __m512 accs[SG][GPR];
     for (int64_t g0 = 0; g0 < ng; g0 += SG) {
         const int gn = (int)(ng - g0 < SG ? ng - g0 : SG);
         for (int64_t b0 = 0; b0 < nb; b0 += KC) {
             const int kn = (int)(nb - b0 < KC ? nb - b0 : KC);
-            unpack_tile(q8, &t, w, rb, NR, b0, kn);
-            tile_chunk(q8, NR, &t, w, rb, b0, kn, nb, prep, g0, gn, accs, b0 == 0);
+            unpack_tile(q8, &t, w, rb, nr, b0, kn);
+            tile_chunk(q8, NR, np, &t, w, rb, b0, kn, nb, prep, g0, gn, accs, b0 == 0);
         }
         for (int g = 0; g < gn; g++) {
-            UNROLL for (int i = 0; i < NR; i++) {
+            for (int i = 0; i < nr; i++) {
                 _Alignas(64) float o[GT];
                 _mm512_store_ps(o, accs[g][i]);
                 for (int j = 0; j < GT; j++) {
@@ -403,10 +419,13 @@ INLINE5 void run_q80(int q8, const uint8_t *w, uint64_t rb, int64_t r0, int64_t 
         return;
     }
     int64_t r = r0;
-    for (; r + GR <= r1; r += GR)
-        gemm_rows(q8, GR, w + (uint64_t)r * rb, rb, nb, prep, n_tok, y + r, ldy);
-    for (; r < r1; r++)
-        gemm_rows(q8, 1, w + (uint64_t)r * rb, rb, nb, prep, n_tok, y + r, ldy);
+    while (r1 - r >= GR) {
+        const int np = (int)((r1 - r) / GR < GPR / GR ? (r1 - r) / GR : GPR / GR);
+        gemm_panel(q8, GR, np, w + (uint64_t)r * rb, rb, nb, prep, n_tok, y + r, ldy);
+        r += (int64_t)np * GR;
+    }
+    if (r < r1) /* the last rows, one per register tile */
+        gemm_panel(q8, 1, (int)(r1 - r), w + (uint64_t)r * rb, rb, nb, prep, n_tok, y + r, ldy);
 }
 
 T5 static void run_q4_0(const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1, int64_t n, const void *prep,
@@ -443,7 +462,7 @@ enum {
     KKC = 2,       /* blocks per K chunk */
     KGR = 8,       /* rows per register tile */
     KPR = 32,      /* rows per panel: the register tiles that share each activation record from L1 */
-    KSG = 32,      /* token groups per pass (their float chains wait in L1/L2 between K chunks) */
+    KSG = 16,      /* token groups per pass (their float chains wait in L1/L2 between K chunks) */
 };
 
 static size_t kprep_bytes(int64_t n_tok, int64_t n)
