@@ -65,6 +65,42 @@ static void qkv_token(void *arg, int64_t item, int tid)
     kv_store(j->rows[t].seq, kv, slot, kv->v, v);
 }
 
+/* ---- per-token norms and residuals (tokens spread over the pool) -------- */
+
+enum { NORM_PRE, NORM_POST_ATTN, NORM_POST_FFW };
+
+typedef struct {
+    g4_context *ctx;
+    const g4_layer *ly;
+    int step;
+    const float *w; /* NORM_PRE: attn_norm or ffn_norm */
+} norm_job;
+
+static void norm_token(void *arg, int64_t item, int tid)
+{
+    (void)tid;
+    const norm_job *j = arg;
+    g4_context *ctx = j->ctx;
+    const g4_model *m = ctx->model;
+    const uint32_t H = m->n_embd;
+    const float eps = m->rms_eps;
+    float *x = ctx->x + (size_t)item * H, *h = ctx->h + (size_t)item * H, *a = ctx->a + (size_t)item * H;
+    switch (j->step) {
+    case NORM_PRE: /* 1 / 12: h = rmsnorm(x, attn_norm or ffn_norm) */
+        memcpy(h, x, sizeof(float) * H);
+        g4_rmsnorm(h, j->w, H, eps);
+        break;
+    case NORM_POST_ATTN: /* 10-11: x += rmsnorm(a, post_attention_norm) */
+        g4_rmsnorm(a, j->ly->post_attention_norm, H, eps);
+        for (uint32_t i = 0; i < H; i++) x[i] += a[i];
+        break;
+    default: /* 14-16: x = (x + rmsnorm(a, post_ffw_norm)) * layer_output_scale */
+        g4_rmsnorm(a, j->ly->post_ffw_norm, H, eps);
+        for (uint32_t i = 0; i < H; i++) x[i] = (x[i] + a[i]) * j->ly->layer_output_scale;
+        break;
+    }
+}
+
 /* ---- one decoder layer ------------------------------------------------- */
 
 static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint32_t n)
@@ -72,12 +108,11 @@ static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint3
     const g4_model *m = ctx->model;
     const g4_layer *ly = &m->layers[l];
     g4_pool *pool = ctx->pool;
-    const uint32_t H = m->n_embd, kvdim = ly->n_kv_head * ly->head_dim;
-    const float eps = m->rms_eps;
+    const uint32_t kvdim = ly->n_kv_head * ly->head_dim;
 
     /* 1: h = rmsnorm(x, attn_norm) */
-    memcpy(ctx->h, ctx->x, sizeof(float) * (size_t)n * H);
-    for (uint32_t t = 0; t < n; t++) g4_rmsnorm(ctx->h + (size_t)t * H, ly->attn_norm, H, eps);
+    norm_job nj = { ctx, ly, NORM_PRE, ly->attn_norm };
+    g4_pool_run(pool, n, norm_token, &nj);
 
     /* 2-3: projections; V is the raw K projection when attn_v is absent */
     g4_matmul(pool, &ly->attn_q, ctx->h, ctx->q, n, ctx->f32_act);
@@ -93,26 +128,21 @@ static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint3
 
     /* 9-11: output projection, post-attention norm, residual */
     g4_matmul(pool, &ly->attn_output, ctx->o, ctx->a, n, ctx->f32_act);
-    for (uint32_t t = 0; t < n; t++) {
-        float *a = ctx->a + (size_t)t * H, *x = ctx->x + (size_t)t * H;
-        g4_rmsnorm(a, ly->post_attention_norm, H, eps);
-        for (uint32_t i = 0; i < H; i++) x[i] += a[i];
-    }
+    nj.step = NORM_POST_ATTN;
+    g4_pool_run(pool, n, norm_token, &nj);
 
     /* 12-13: h = rmsnorm(x, ffn_norm); m = Wdown (gelu_tanh(Wgate h) * (Wup h)) */
-    memcpy(ctx->h, ctx->x, sizeof(float) * (size_t)n * H);
-    for (uint32_t t = 0; t < n; t++) g4_rmsnorm(ctx->h + (size_t)t * H, ly->ffn_norm, H, eps);
+    nj.step = NORM_PRE;
+    nj.w = ly->ffn_norm;
+    g4_pool_run(pool, n, norm_token, &nj);
     g4_matmul(pool, &ly->ffn_gate, ctx->h, ctx->g, n, ctx->f32_act);
     g4_matmul(pool, &ly->ffn_up, ctx->h, ctx->u, n, ctx->f32_act);
     g4_geglu(pool, ctx->g, ctx->u, (int64_t)n * m->n_ff);
     g4_matmul(pool, &ly->ffn_down, ctx->g, ctx->a, n, ctx->f32_act);
 
     /* 14-16: post-FFN norm, residual, layer output scalar */
-    for (uint32_t t = 0; t < n; t++) {
-        float *a = ctx->a + (size_t)t * H, *x = ctx->x + (size_t)t * H;
-        g4_rmsnorm(a, ly->post_ffw_norm, H, eps);
-        for (uint32_t i = 0; i < H; i++) x[i] = (x[i] + a[i]) * ly->layer_output_scale;
-    }
+    nj.step = NORM_POST_FFW;
+    g4_pool_run(pool, n, norm_token, &nj);
 }
 
 /* ---- whole pass -------------------------------------------------------- */
