@@ -9,8 +9,8 @@
 #     -r N        repetitions per test inside each tool (default 3)
 #     -t N        threads of both engines and of the membw probe (default 2)
 #     --rounds N  how many times to alternate ours, llama.cpp (default 1)
-#     --full      also the 48-layer 12B-layout q4_0 model (6.5 GiB; ~2 min to write)
-#     --models "A B"  only these model keys (l12-q4_0 l12-q4_k_m full-q4_0)
+#     --full      also the 48-layer 12B-layout models (q4_0 6.5 GiB, q4_k_m 6.9 GiB; ~2 min each to write)
+#     --models "A B"  only these model keys (l12-q4_0 l12-q4_k_m full-q4_0 full-q4_k_m)
 #     --no-build  do not run `make` first
 #     --membw-mib N   size of the bandwidth probe's buffer (default 1024)
 #
@@ -58,17 +58,18 @@ LIB=$(bash "$SRC/scripts/get-llama-oracle.sh") || exit 1
 
 DIR=${G4_BENCH_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gemma4/bench}
 mkdir -p "$DIR"
-[ -n "$MODELS" ] || { MODELS="l12-q4_0 l12-q4_k_m"; [ "$FULL" = 1 ] && MODELS+=" full-q4_0"; }
+[ -n "$MODELS" ] || { MODELS="l12-q4_0 l12-q4_k_m"; [ "$FULL" = 1 ] && MODELS+=" full-q4_0 full-q4_k_m"; }
 model_args() {
     case "$1" in
         l12-q4_0) echo "--preset 12b --layers 12 --type q4_0" ;;
         l12-q4_k_m) echo "--preset 12b --layers 12 --type q4_k_m" ;;
         full-q4_0) echo "--preset 12b --type q4_0" ;;
+        full-q4_k_m) echo "--preset 12b --type q4_k_m" ;;
         *) return 1 ;;
     esac
 }
 for k in $MODELS; do
-    model_args "$k" >/dev/null || die "unknown model key '$k' (l12-q4_0 l12-q4_k_m full-q4_0)"
+    model_args "$k" >/dev/null || die "unknown model key '$k' (l12-q4_0 l12-q4_k_m full-q4_0 full-q4_k_m)"
     f="$DIR/g12-$k.gguf"
     if [ ! -s "$f" ]; then
         echo "compare-llama: writing $f ($(model_args "$k"))" >&2
