@@ -299,6 +299,53 @@ static void test_dispatch(void)
     }
 }
 
+/* g4_matmul_geglu = g4_matmul(gate), g4_matmul(up), g4_geglu, bit for bit:
+ * the fused path (one type and shape: one encoding, GeGLU per row block)
+ * and the fallback (gate and up of different types), batches below and
+ * above the matrix-matrix threshold, a row count off the 64-row items */
+static void test_matmul_geglu(void)
+{
+    static const struct { uint32_t gate, up; } PAIRS[] = {
+        { G4_TYPE_Q4_0, G4_TYPE_Q4_0 }, { G4_TYPE_Q8_0, G4_TYPE_Q8_0 }, { G4_TYPE_Q4_K, G4_TYPE_Q4_K },
+        { G4_TYPE_Q6_K, G4_TYPE_Q6_K }, { G4_TYPE_Q4_K, G4_TYPE_Q6_K }, { G4_TYPE_F32, G4_TYPE_F32 },
+    };
+    static const int64_t NTOK[] = { 1, 3, 4, 21, 70 };
+    g4_gelu_init();
+    g4_pool *pool = g4_pool_new(2);
+    CHECK(pool != NULL);
+    if (!pool) return;
+    const int64_t rows = 200, cols = 512;
+    for (size_t pi = 0; pi < sizeof PAIRS / sizeof *PAIRS; pi++) {
+        const size_t grb = rbytes(PAIRS[pi].gate, cols), urb = rbytes(PAIRS[pi].up, cols);
+        uint8_t *wg = malloc(grb * rows), *wu = malloc(urb * rows);
+        gen_w(PAIRS[pi].gate, wg, grb * rows);
+        gen_w(PAIRS[pi].up, wu, urb * rows);
+        const g4_mat gate = { PAIRS[pi].gate, wg, rows, cols, grb }, up = { PAIRS[pi].up, wu, rows, cols, urb };
+        int bad = 0;
+        for (size_t ni = 0; ni < sizeof NTOK / sizeof *NTOK; ni++) {
+            const int64_t n_tok = NTOK[ni], ny = rows * n_tok;
+            float *x = malloc((size_t)(cols * n_tok) * sizeof *x);
+            float *g = malloc((size_t)ny * sizeof *g), *u = malloc((size_t)ny * sizeof *u);
+            float *g2 = malloc((size_t)ny * sizeof *g2), *u2 = malloc((size_t)ny * sizeof *u2);
+            for (int64_t t = 0; t < n_tok; t++) gen_x(t % 3 == 2 ? 2 : t % 2, x + t * cols, cols);
+            g4_matmul(pool, &gate, x, g, n_tok, false);
+            g4_matmul(pool, &up, x, u, n_tok, false);
+            g4_geglu(pool, g, u, ny);
+            memset(g2, 0xA5, (size_t)ny * sizeof *g2);
+            g4_matmul_geglu(pool, &gate, &up, x, g2, u2, n_tok, false);
+            for (int64_t i = 0; i < ny; i++)
+                bad += !same_bits(g[i], g2[i]) || !same_bits(u[i], u2[i]);
+            free(x); free(g); free(u); free(g2); free(u2);
+        }
+        CHECKF(bad == 0, "g4_matmul_geglu %s/%s: %d values differ from matmul, matmul, geglu",
+               g4_type_get(PAIRS[pi].gate)->name, g4_type_get(PAIRS[pi].up)->name, bad);
+        printf("  g4_matmul_geglu %s/%s: %s\n", g4_type_get(PAIRS[pi].gate)->name, g4_type_get(PAIRS[pi].up)->name,
+               bad ? "FAIL" : "ok (= matmul, matmul, geglu for 1 to 70 tokens)");
+        free(wg); free(wu);
+    }
+    g4_pool_free(pool);
+}
+
 int main(void)
 {
     test_dispatch();
@@ -310,5 +357,6 @@ int main(void)
         test_level(level);
     }
     test_matmul();
+    test_matmul_geglu();
     return tu_finish("gemm");
 }

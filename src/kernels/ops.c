@@ -111,50 +111,116 @@ static void encode_group(void *arg, int64_t g, int tid)
     e->k->prep_group(e->act, e->act_bytes, e->n_tok, e->cols, g, e->prep);
 }
 
-void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t n_tok, bool f32_act)
+/* The activations of one product, encoded once: act (n_tok rows in the
+ * weight type's vec_dot_type, or f32 when plain) and, when the active level
+ * has a matrix kernel for the type, its prepared layout. */
+typedef struct {
+    const g4_gemm_kernel *k; /* NULL: per-row dot products */
+    bool plain;              /* f32 activations, weights dequantized on the fly */
+    uint8_t *act;
+    uint64_t act_bytes;
+    void *prep;
+} encoded;
+
+static encoded encode(g4_pool *pool, const g4_mat *w, const float *x, int64_t n_tok, bool f32_act)
 {
-    if (n_tok <= 0 || w->rows <= 0)
-        return;
+    encoded e = { 0 };
     /* llama.cpp's order of work: encode each activation row once in the
      * weight type's vec_dot_type (Q8_0 / Q8_1 / Q8_K / F16 / BF16 / F32),
      * then integer (or half) dot products against the encoded weights. */
     uint32_t vdt = g4_vec_dot_type(w->type);
     /* f32_act, and Q8_K weights (ggml has no matmul for them): activations
      * stay f32 and each weight block is dequantized on the fly. */
-    const bool plain = f32_act || vdt == G4_TYPE_NONE;
-    if (plain) vdt = G4_TYPE_F32;
-    uint64_t ab = 0;
-    if (!g4_row_size(vdt, (uint64_t)w->cols, &ab))
+    e.plain = f32_act || vdt == G4_TYPE_NONE;
+    if (e.plain) vdt = G4_TYPE_F32;
+    if (!g4_row_size(vdt, (uint64_t)w->cols, &e.act_bytes))
         abort(); /* the loader only admits whole blocks */
-    uint8_t *act = malloc(ab * (uint64_t)n_tok + 1);
-    if (!act) abort(); /* n_tok rows of ~cols bytes: out of memory here is fatal anyway */
+    e.act = malloc(e.act_bytes * (uint64_t)n_tok + 1);
+    if (!e.act) abort(); /* n_tok rows of ~cols bytes: out of memory here is fatal anyway */
     /* the active level's matrix kernel: every (row, token) result is the
      * same bits as its g4_vec_dot, whatever the batch (dispatch.h) */
-    const g4_gemm_kernel *k = !plain && w->cols > 0 && w->type < G4_TYPE_COUNT_ ? g4_dispatch_active.gemm[w->type] : NULL;
-    const bool grouped = k && k->prep_group && k->group_tokens > 0 && n_tok >= G4_GEMM_MIN_TOK;
+    e.k = !e.plain && w->cols > 0 && w->type < G4_TYPE_COUNT_ ? g4_dispatch_active.gemm[w->type] : NULL;
+    const bool grouped = e.k && e.k->prep_group && e.k->group_tokens > 0 && n_tok >= G4_GEMM_MIN_TOK;
     if (!grouped)
         for (int64_t t = 0; t < n_tok; t++)
-            g4_quantize_act(vdt, x + t * w->cols, act + (uint64_t)t * ab, w->cols);
-    if (k) {
-        const size_t pb = k->prep_bytes(n_tok, w->cols);
-        void *prep = aligned_alloc(64, (pb + 63) / 64 * 64 + 64);
-        if (!prep) abort();
+            g4_quantize_act(vdt, x + t * w->cols, e.act + (uint64_t)t * e.act_bytes, w->cols);
+    if (e.k) {
+        const size_t pb = e.k->prep_bytes(n_tok, w->cols);
+        e.prep = aligned_alloc(64, (pb + 63) / 64 * 64 + 64);
+        if (!e.prep) abort();
         if (grouped) {
-            encode_job e = { k, x, w->cols, n_tok, vdt, act, ab, prep };
-            g4_pool_run(pool, (n_tok + k->group_tokens - 1) / k->group_tokens, encode_group, &e);
+            encode_job ej = { e.k, x, w->cols, n_tok, vdt, e.act, e.act_bytes, e.prep };
+            g4_pool_run(pool, (n_tok + e.k->group_tokens - 1) / e.k->group_tokens, encode_group, &ej);
         } else {
-            k->prep(act, ab, n_tok, w->cols, prep);
+            e.k->prep(e.act, e.act_bytes, n_tok, w->cols, e.prep);
         }
-        gemm_job gj = { w, k, prep, act, ab, y, n_tok };
+    }
+    return e;
+}
+
+void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t n_tok, bool f32_act)
+{
+    if (n_tok <= 0 || w->rows <= 0)
+        return;
+    encoded e = encode(pool, w, x, n_tok, f32_act);
+    if (e.k) {
+        gemm_job gj = { w, e.k, e.prep, e.act, e.act_bytes, y, n_tok };
         g4_pool_run(pool, (w->rows + GEMM_ROWS_PER_ITEM - 1) / GEMM_ROWS_PER_ITEM, gemm_item, &gj);
-        free(prep);
-        free(act);
+    } else {
+        matmul_job j = { w, e.act, e.act_bytes, y, n_tok, e.plain };
+        g4_pool_run(pool, (w->rows + MATMUL_ROWS_PER_ITEM - 1) / MATMUL_ROWS_PER_ITEM, matmul_item, &j);
+    }
+    free(e.prep);
+    free(e.act);
+}
+
+/* gate and up share their input: one encoding, and each item computes the
+ * same 64 rows of both, then g = gelu(g) * u on that block while it is in
+ * cache (no separate pass over the n_tok x n_ff arrays) */
+typedef struct {
+    const g4_mat *gate, *up;
+    encoded e;
+    float *g, *u;
+    int64_t n_tok;
+} geglu_mm_job;
+
+static void geglu_span(float *g, const float *u, int64_t n);
+
+static void geglu_mm_item(void *arg, int64_t item, int tid)
+{
+    (void)tid;
+    const geglu_mm_job *j = arg;
+    const int64_t rows = j->gate->rows;
+    int64_t r0 = item * GEMM_ROWS_PER_ITEM, r1 = r0 + GEMM_ROWS_PER_ITEM;
+    if (r1 > rows) r1 = rows;
+    j->e.k->run(j->gate->data, j->gate->row_bytes, r0, r1, j->gate->cols, j->e.prep, j->e.act, j->e.act_bytes, j->n_tok,
+                j->g, rows);
+    j->e.k->run(j->up->data, j->up->row_bytes, r0, r1, j->up->cols, j->e.prep, j->e.act, j->e.act_bytes, j->n_tok, j->u,
+                rows);
+    for (int64_t t = 0; t < j->n_tok; t++)
+        geglu_span(j->g + t * rows + r0, j->u + t * rows + r0, r1 - r0);
+}
+
+void g4_matmul_geglu(g4_pool *pool, const g4_mat *gate, const g4_mat *up, const float *x, float *g, float *u,
+                     int64_t n_tok, bool f32_act)
+{
+    if (n_tok <= 0 || gate->rows <= 0)
+        return;
+    encoded e = { 0 };
+    if (gate->type == up->type && gate->rows == up->rows && gate->cols == up->cols)
+        e = encode(pool, gate, x, n_tok, f32_act);
+    if (!e.k) {
+        free(e.prep);
+        free(e.act);
+        g4_matmul(pool, gate, x, g, n_tok, f32_act);
+        g4_matmul(pool, up, x, u, n_tok, f32_act);
+        g4_geglu(pool, g, u, n_tok * gate->rows);
         return;
     }
-    matmul_job j = { w, act, ab, y, n_tok, plain };
-    int64_t items = (w->rows + MATMUL_ROWS_PER_ITEM - 1) / MATMUL_ROWS_PER_ITEM;
-    g4_pool_run(pool, items, matmul_item, &j);
-    free(act);
+    geglu_mm_job j = { gate, up, e, g, u, n_tok };
+    g4_pool_run(pool, (gate->rows + GEMM_ROWS_PER_ITEM - 1) / GEMM_ROWS_PER_ITEM, geglu_mm_item, &j);
+    free(e.prep);
+    free(e.act);
 }
 
 void g4_mat_row(const g4_mat *w, int64_t r, float *dst)

@@ -31,6 +31,14 @@ typedef struct {
  * bits whatever n_tok is (kernels/dispatch.h). */
 void g4_matmul(g4_pool *pool, const g4_mat *w, const float *x, float *y, int64_t n_tok, bool f32_act);
 
+/* The FFN's first half (spec §2 step 13): g = gelu_tanh(gate x) * (up x),
+ * u = up x.  The same bits as g4_matmul(gate), g4_matmul(up), g4_geglu;
+ * when both matrices have one type and shape and the level a matrix kernel
+ * for it, the input is encoded once and each thread's block of rows of both
+ * products gets its GeGLU right away. */
+void g4_matmul_geglu(g4_pool *pool, const g4_mat *gate, const g4_mat *up, const float *x, float *g, float *u,
+                     int64_t n_tok, bool f32_act);
+
 /* Dequantize row r of W into dst (cols floats). */
 void g4_mat_row(const g4_mat *w, int64_t r, float *dst);
 

@@ -135,9 +135,7 @@ static void layer_forward(g4_context *ctx, const g4_row *rows, uint32_t l, uint3
     nj.step = NORM_PRE;
     nj.w = ly->ffn_norm;
     g4_pool_run(pool, n, norm_token, &nj);
-    g4_matmul(pool, &ly->ffn_gate, ctx->h, ctx->g, n, ctx->f32_act);
-    g4_matmul(pool, &ly->ffn_up, ctx->h, ctx->u, n, ctx->f32_act);
-    g4_geglu(pool, ctx->g, ctx->u, (int64_t)n * m->n_ff);
+    g4_matmul_geglu(pool, &ly->ffn_gate, &ly->ffn_up, ctx->h, ctx->g, ctx->u, n, ctx->f32_act);
     g4_matmul(pool, &ly->ffn_down, ctx->g, ctx->a, n, ctx->f32_act);
 
     /* 14-16: post-FFN norm, residual, layer output scalar */
