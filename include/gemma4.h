@@ -40,7 +40,7 @@ typedef enum { G4_KV_F32 = 0, G4_KV_F16 = 1 } g4_kv_type;
 
 typedef struct {
     bool use_mmap;     /* map the file (default true); false reads it into memory */
-    int  n_threads;    /* worker threads for compute; 0 = number of CPU cores */
+    int  n_threads;    /* worker threads for compute; 0 = one per physical core */
 } g4_model_params;
 
 typedef struct {
@@ -388,7 +388,7 @@ typedef struct g4_mmproj g4_mmproj;
 
 typedef struct {
     bool use_mmap;   /* default true */
-    int  n_threads;  /* 0 = number of CPU cores */
+    int  n_threads;  /* 0 = one per physical core */
 } g4_mmproj_params;
 
 typedef struct {

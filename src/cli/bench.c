@@ -43,7 +43,7 @@ static void usage(FILE *f)
         "  -p, --n-prompt N   prompt tokens, 0 = skip the pp test (default 512)\n"
         "  -n, --n-gen N      generated tokens, 0 = skip the tg test (default 128)\n"
         "  -r, --reps N       repetitions of each test (default 3)\n"
-        "  -t, --threads N    worker threads, 0 = all CPU cores (default 0)\n"
+        "  -t, --threads N    worker threads, 0 = one per physical core (default 0)\n"
         "  --batch N          tokens per g4_decode call in the pp test (default 512)\n"
         "  --kv f16|f32       KV cache type (default f16)\n"
         "  --json             print one JSON object instead of the table\n"

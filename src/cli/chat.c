@@ -53,7 +53,7 @@ static void usage(FILE *f)
         "  --system TEXT      system prompt\n"
         "  --think            thinking on (thoughts are shown on stderr)\n"
         "  --ctx N            context size in tokens (default: min(model's, 4096))\n"
-        "  -t, --threads N    worker threads (default: all CPUs)\n"
+        "  -t, --threads N    worker threads (default: one per physical core)\n"
         "  --temp T           temperature, 0 = greedy (default 1.0)\n"
         "  --top-p P          nucleus sampling, 1 = off (default 0.95)\n"
         "  --top-k K          top-k sampling, 0 = off (default 64)\n"

@@ -61,7 +61,7 @@ static void usage(FILE *f)
         "  --rope-base-swa F       RoPE theta of sliding layers (default %g)\n"
         "  --softcap F             final logit soft-cap, 0 = off (default %g)\n"
         "  --name S                general.name (default gemma4-test-PRESET-TYPE)\n"
-        "  --threads N             worker threads (default: all CPUs)\n"
+        "  --threads N             worker threads (default: one per physical core)\n"
         "  -q, --quiet             no progress lines\n"
         "\n"
         "A matching Gemma 4 12B Unified projector (GGUF arch \"clip\": gemma4uv vision,\n"

@@ -34,7 +34,7 @@ static void usage(FILE *f)
         "  --image F          JPEG, PNG, WebP, GIF or BMP\n"
         "  --image-tokens M   soft-token budget: 70, 140, 280, 560 or 1120 (default 280)\n"
         "  --audio F          WAV, FLAC, OGG, MP3 (mixed to mono, resampled to 16 kHz)\n"
-        "  --threads N        worker threads (default: all CPUs)\n"
+        "  --threads N        worker threads (default: one per physical core)\n"
         "  --no-mmap          read the projector into memory instead of mapping it\n");
 }
 

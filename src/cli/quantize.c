@@ -47,7 +47,7 @@ static void usage(FILE *f)
         "options:\n"
         "  --embd-type T     type of token_embd.weight: f32 f16 bf16 q8_0 q4_0 q4_1\n"
         "                    q5_0 q5_1 q4_k q5_k q6_k (default: as described above)\n"
-        "  -t, --threads N   worker threads (default: all CPUs)\n"
+        "  -t, --threads N   worker threads (default: one per physical core)\n"
         "  -f, --force       replace OUT if it exists\n"
         "  -q, --quiet       no progress and no notes (errors and the summary remain)\n"
         "  -h, --help        this text\n"

@@ -70,7 +70,7 @@ static void usage(FILE *f)
     fprintf(f,
         "engine:\n"
         "  --ctx N               context positions (default min(model's, 4096))\n"
-        "  -t, --threads N       worker threads (default: all CPUs)\n"
+        "  -t, --threads N       worker threads (default: one per physical core)\n"
         "  --no-mmap             read the model into memory instead of mapping it\n"
         "  --dump-ids FILE       also write the generated token ids to FILE (verification)\n");
 }

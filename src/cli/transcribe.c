@@ -42,7 +42,7 @@ static void usage(FILE *f)
         "  --timestamps            time ranges even for a single piece\n"
         "  -n, --max-tokens N      tokens per piece (default 512)\n"
         "  --ctx N                 context positions (default: what a piece needs)\n"
-        "  -t, --threads N         worker threads (default: all CPUs)\n"
+        "  -t, --threads N         worker threads (default: one per physical core)\n"
         "  --no-mmap               read the files into memory instead of mapping them\n"
         "  -q, --quiet             no progress lines on stderr\n");
 }

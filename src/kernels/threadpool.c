@@ -7,9 +7,16 @@
  * waits until `active` drops to zero, so no worker can still be touching the
  * run's arguments when g4_pool_run returns.
  */
+/* sched_getaffinity / CPU_COUNT (the CPUs this process may use, which
+ * containers and taskset narrow) are GNU extensions; elsewhere the code
+ * below falls back to sysconf */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "kernels/threadpool.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -126,6 +133,53 @@ void g4_pool_run(g4_pool *p, int64_t n, g4_pool_fn fn, void *arg)
     pthread_mutex_lock(&p->mu);
     while (p->active > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+#if defined(__linux__) && defined(CPU_COUNT)
+/* one small sysfs integer; -1 when absent or malformed */
+static long read_sys_int(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long v = -1;
+    if (fscanf(f, "%ld", &v) != 1 || v < 0) v = -1;
+    fclose(f);
+    return v;
+}
+#endif
+
+int g4_cpu_cores(void)
+{
+    const int logical = g4_cpu_count();
+#if defined(__linux__) && defined(CPU_COUNT)
+    /* SMT siblings share one core's execution units: the matrix kernels keep
+     * them busy, so a second thread per core only adds synchronisation.
+     * Count the distinct (package, core) pairs of the CPUs this process may
+     * run on, from sysfs; any gap there falls back to the logical count. */
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return logical;
+    enum { MAX_CORES = 1024 };
+    static long seen[MAX_CORES][2];
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &set)) continue;
+        char path[128];
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", c);
+        const long pkg = read_sys_int(path);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", c);
+        const long core = read_sys_int(path);
+        if (pkg < 0 || core < 0) return logical;
+        int dup = 0;
+        for (int i = 0; i < n && !dup; i++) dup = seen[i][0] == pkg && seen[i][1] == core;
+        if (dup) continue;
+        if (n == MAX_CORES) return logical;
+        seen[n][0] = pkg;
+        seen[n][1] = core;
+        n++;
+    }
+    if (n >= 1 && n <= logical) return n;
+#endif
+    return logical;
 }
 
 int g4_cpu_count(void)

@@ -23,5 +23,8 @@ void     g4_pool_run(g4_pool *pool, int64_t n, g4_pool_fn fn, void *arg);
 
 /* Number of CPUs available to this process (at least 1). */
 int g4_cpu_count(void);
+/* Number of physical cores among them (SMT siblings counted once; Linux
+ * sysfs topology, else g4_cpu_count()): the default thread count. */
+int g4_cpu_cores(void);
 
 #endif

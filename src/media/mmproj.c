@@ -441,7 +441,7 @@ g4_status g4_mmproj_load(const char *path, const g4_mmproj_params *params, g4_mm
         g4_mmproj_free(mm);
         return st;
     }
-    mm->n_threads = p.n_threads > 0 ? p.n_threads : g4_cpu_count();
+    mm->n_threads = p.n_threads > 0 ? p.n_threads : g4_cpu_cores();
     if (!(mm->pool = g4_pool_new(mm->n_threads))) {
         g4_mmproj_free(mm);
         return g4_fail(err, errlen, G4_ERR_NOMEM, "cannot start %d threads", mm->n_threads);

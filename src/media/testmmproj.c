@@ -197,7 +197,7 @@ int g4_make_test_mmproj(const g4_test_mmproj_params *p, const char *path, char *
         set_err(err, errlen, "mmproj: bad tensor size");
         return -1;
     }
-    int rc = -1, n_threads = p->n_threads > 0 ? p->n_threads : g4_cpu_count();
+    int rc = -1, n_threads = p->n_threads > 0 ? p->n_threads : g4_cpu_cores();
     if (n_threads > 256) n_threads = 256;
     bool began = false;
     g4_pool *pool = NULL;

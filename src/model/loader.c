@@ -430,7 +430,7 @@ g4_status g4_model_load(const char *path, const g4_model_params *params, g4_mode
     if (!(m->tok = g4_tokenizer_load(m->gguf))) { g4_model_free(m); return g4_fail(err, errlen, G4_ERR_NOMEM, "out of memory"); }
     g4_gelu_init();
     m->embd_scale = sqrtf((float)m->n_embd);
-    m->n_threads = p.n_threads > 0 ? p.n_threads : g4_cpu_count();
+    m->n_threads = p.n_threads > 0 ? p.n_threads : g4_cpu_cores();
     m->pool = g4_pool_new(m->n_threads);
     if (!m->pool) { g4_model_free(m); return g4_fail(err, errlen, G4_ERR_NOMEM, "cannot start %d threads", p.n_threads); }
     *out = m;

@@ -590,7 +590,7 @@ int g4_quantize_file(const g4_quantize_params *p, const char *in, const char *ou
     if (gguf_w_begin(w, tmp, err, errlen))
         goto done;
 
-    nt = p->n_threads > 0 ? p->n_threads : g4_cpu_count();
+    nt = p->n_threads > 0 ? p->n_threads : g4_cpu_cores();
     if (nt > MAX_THREADS)
         nt = MAX_THREADS;
     pool = g4_pool_new(nt);

@@ -84,7 +84,7 @@ typedef struct {
     uint32_t ftype;       /* G4_FTYPE_*; default G4_FTYPE_MOSTLY_Q4_K_M */
     int64_t  embd_type;   /* ggml type id for token_embd.weight; -1 (default)
                              = the mix's choice */
-    int      n_threads;   /* 0 (default) = all CPUs */
+    int      n_threads;   /* 0 (default) = one per physical core */
     bool     force;       /* replace an existing output file; default false */
     g4_quantize_progress_fn progress;  /* may be NULL */
     void    *progress_user;

@@ -948,7 +948,7 @@ int g4_make_test_model(const g4_test_model_params *p, const char *path,
     g4_pool *pool = NULL;
     float **scratch = NULL;
     uint8_t *out = NULL;
-    int n_threads = p->n_threads > 0 ? p->n_threads : g4_cpu_count();
+    int n_threads = p->n_threads > 0 ? p->n_threads : g4_cpu_cores();
     if (n_threads > 256)
         n_threads = 256;
 

@@ -55,7 +55,7 @@ static void usage(FILE *f)
         "  --timeout S           per-request deadline in seconds (default 600)\n"
         "  --idle-timeout S      close connections idle (or sending slowly) this long (default 120)\n"
         "  --alias NAME          model id reported by the API (default: file name)\n"
-        "  -t, --threads N       compute threads (default: all CPUs)\n");
+        "  -t, --threads N       compute threads (default: one per physical core)\n");
 }
 
 static char *read_key_file(const char *path)
