@@ -2,9 +2,9 @@
  * gemm_arm.c - AArch64 matrix kernels (dispatch.h g4_gemm_kernel) for the
  * neon and dotprod levels: q4_0 and q8_0 (Q8_0 activations), q4_K, q5_K
  * and q6_K (Q8_K activations), and the one-row dot kernels of those types
- * that they are the bit-exact twins of (they replace simd_arm.c's entries,
- * as gemm_x86.c does for avx512).  The level-dependent code is
- * gemm_arm_body.h, instantiated once per level (as simd_arm_body.h).  Other
+ * that they are the bit-exact twins of (the only quantized ARM dots:
+ * simd_arm.c has the encoders and float dots).  The level-dependent code is
+ * gemm_arm_body.h, instantiated once per level.  Other
  * architectures (and big-endian AArch64) compile this file to nothing.
  *
  * Float contract: gemm_x86.c's "block chain".  For a weight row r and an
@@ -63,14 +63,19 @@
 
 #include "kernels/quant.h"
 
-/* the SDOT target, as simd_arm.c (see there for the GCC 12 / clang story) */
 #if defined(__clang__)
+/* clang's arm_neon.h (up to at least 14) declares SDOT only when the whole
+ * unit is built for it (Apple's default target is; -march=armv8.2-a+dotprod
+ * does it elsewhere); without that, the dotprod level has no kernels and
+ * falls back to neon's */
 #if defined(__ARM_FEATURE_DOTPROD)
 #define G4_ARM_DP 1
 #endif
 #define T_DOT __attribute__((target("dotprod")))
 #else
 #define G4_ARM_DP 1
+/* GCC 12's arm_neon.h declares SDOT under arch=armv8.2-a+dotprod; a bare
+ * "+dotprod" fails to inline it */
 #define T_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
 
@@ -253,7 +258,7 @@ static void unpack0(int q8, tile0 *t, const uint8_t *w, uint64_t rb, int nr, int
 }
 
 /* kt: 4 (q4_K), 5 (q5_K), 6 (q6_K); elements in the order of the Q8_K
- * activations (layouts as simd_arm_body.h reads them) */
+ * activations (the block layouts of quant.c) */
 static void unpackK(int kt, tileK *t, const uint8_t *w, uint64_t rb, int nr, int64_t b0, int kn)
 {
     const int bs = kt == 6 ? SZ_Q6_K : kt == 5 ? SZ_Q5_K : SZ_Q4_K;

@@ -4,7 +4,7 @@
  * SDOT (ARM_DOTPROD 1, names *_dp, in a target("arch=armv8.2-a+dotprod")
  * attribute) and with SMULL/SADALP (ARM_DOTPROD 0, *_neon).  GCC refuses
  * to inline the SDOT intrinsics into a function without that target even
- * on a dead branch, hence a textual template (as simd_arm_body.h).
+ * on a dead branch, hence a textual template.
  *
  * The includer defines ARM_DOTPROD, ARM_SFX (the name suffix) and
  * ARM_ATTR.  Not a header of its own: no include guard, on purpose.

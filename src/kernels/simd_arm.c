@@ -1,15 +1,9 @@
 /*
- * simd_arm.c - AArch64 Advanced SIMD twins of quant.c's g4_vec_dot and
- * g4_quantize_act kernels, chosen at run time by dispatch.c:
- *
- *   neon     every AArch64 CPU: quantize_act for Q8_0 and Q8_K, and the
- *            q4_0, q8_0, q4_K, q5_K, q6_K dots with widening multiplies
- *            (SMULL + SADALP); f32, f16, bf16 dots;
- *   dotprod  the same dots with SDOT (vdotq_s32, ARMv8.2 dotprod), in
- *            functions with their own target attribute, so the binary runs
- *            on ARMv8.0 CPUs too and uses them only where the kernel reports
- *            HWCAP_ASIMDDP.  Its quantize_act is the neon one.
- * The dot bodies live in simd_arm_body.h, instantiated once per level.
+ * simd_arm.c - AArch64 Advanced SIMD twins of quant.c's g4_quantize_act
+ * (Q8_0, Q8_K) and of the f32, f16 and bf16 dots, for the neon level
+ * (every AArch64 CPU; the dotprod level uses them too).  The quantized dots
+ * (q4_0, q8_0, q4_K, q5_K, q6_K, neon and dotprod) live in gemm_arm.c with
+ * the matrix kernels they are the bit-exact twins of.
  * Other architectures (and big-endian AArch64) compile this file to nothing.
  *
  * Contract with the scalar twins (tests/test_simd.c checks it, run under
@@ -19,15 +13,8 @@
  *     scalar code: blocks holding NaN or infinities, and blocks whose scale
  *     overflows (amax so small that 127/amax is infinite), where FCVTNS would
  *     saturate inf/NaN products differently from the scalar x86 emulation.
- *   - dot kernels compute exact integer sums per block (in four int32
- *     lanes), convert them to float, multiply by the block's float scale
- *     product and accumulate with FMA in lanes; the scalar twin keeps one
- *     running sum (eight for K-quants); the float dots add the same float
- *     products in double, in lanes.  Results agree to 1e-6 of
- *     sum|terms|; neon and dotprod differ from each other in the last bits
- *     (different lanes hold different elements).
- *   - integer paths are exact for every weight byte and every activation
- *     byte (SDOT and SMULL take -128 as it is; no sign trick).
+ *   - the float dots add the same float products in double, in lanes;
+ *     results agree to 1e-6 of sum|terms|.
  * Memory: unaligned loads only, never past the row's last block.
  *
  * Block layouts: see the table at the top of simd_x86.c.
@@ -53,75 +40,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-#if defined(__clang__)
-/* clang's arm_neon.h (up to at least 14) declares SDOT only when the whole
- * unit is built for it (Apple's default target is; -march=armv8.2-a+dotprod
- * does it elsewhere); without that, the dotprod level has no kernels and
- * falls back to neon's */
-#if defined(__ARM_FEATURE_DOTPROD)
-#define G4_ARM_DP 1
-#endif
-#define T_DOT __attribute__((target("dotprod")))
-#else
-#define G4_ARM_DP 1
-/* GCC 12's arm_neon.h declares SDOT under arch=armv8.2-a+dotprod; a bare
- * "+dotprod" fails to inline it */
-#define T_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
-#endif
-
-enum { QK = 256, SZ_Q4_0 = 18, SZ_Q8_0 = 34, SZ_Q4_K = 144, SZ_Q5_K = 176, SZ_Q6_K = 210, SZ_Q8_K = 292 };
-
-/* ------------------------------------------------------------ helpers */
-
-/* f16 -> f32 (FCVT is exact for every half, subnormals included) */
-static inline float fh(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
-}
-
-static inline float f32_at(const uint8_t *p)
-{
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-}
-
-static inline int8x16_t ld_s8(const uint8_t *p) { return vreinterpretq_s8_u8(vld1q_u8(p)); }
-static inline int16x8_t ld_s16(const uint8_t *p) { return vreinterpretq_s16_u8(vld1q_u8(p)); }
-
-/* scale and min j of a q4_K/q5_K block (6-bit fields packed in 12 bytes) */
-static inline void k4_sm(const uint8_t *q, int j, int *sc, int *m)
-{
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-/* ----------------------------------------------------- dot kernels */
-
-#define ARM_DOTPROD 0
-#define ARM_SFX neon
-#define ARM_ATTR
-#include "kernels/simd_arm_body.h"
-#undef ARM_DOTPROD
-#undef ARM_SFX
-#undef ARM_ATTR
-
-#ifdef G4_ARM_DP
-#define ARM_DOTPROD 1
-#define ARM_SFX dp
-#define ARM_ATTR T_DOT
-#include "kernels/simd_arm_body.h"
-#undef ARM_DOTPROD
-#undef ARM_SFX
-#undef ARM_ATTR
-#endif
+enum { QK = 256, SZ_Q8_0 = 34, SZ_Q8_K = 292 };
 
 /* ------------------------------------------------------ float dots */
 
@@ -260,22 +179,9 @@ void g4_simd_arm_fill(int level, g4_kernel_table *t)
     if (level == G4_CPU_NEON) {
         t->quantize_act[G4_TYPE_Q8_0] = act_q8_0_neon;
         t->quantize_act[G4_TYPE_Q8_K] = act_q8_K_neon;
-        t->vec_dot[G4_TYPE_Q4_0] = vd_q4_0_neon;
-        t->vec_dot[G4_TYPE_Q8_0] = vd_q8_0_neon;
-        t->vec_dot[G4_TYPE_Q4_K] = vd_q4_K_neon;
-        t->vec_dot[G4_TYPE_Q5_K] = vd_q5_K_neon;
-        t->vec_dot[G4_TYPE_Q6_K] = vd_q6_K_neon;
         t->vec_dot[G4_TYPE_F32] = vd_f32_neon;
         t->vec_dot[G4_TYPE_F16] = vd_f16_neon;
         t->vec_dot[G4_TYPE_BF16] = vd_bf16_neon;
-    } else if (level == G4_CPU_DOTPROD) {
-#ifdef G4_ARM_DP
-        t->vec_dot[G4_TYPE_Q4_0] = vd_q4_0_dp;
-        t->vec_dot[G4_TYPE_Q8_0] = vd_q8_0_dp;
-        t->vec_dot[G4_TYPE_Q4_K] = vd_q4_K_dp;
-        t->vec_dot[G4_TYPE_Q5_K] = vd_q5_K_dp;
-        t->vec_dot[G4_TYPE_Q6_K] = vd_q6_K_dp;
-#endif
     }
 }
 
