@@ -306,6 +306,19 @@ INLINE5 void gemv(int q8, const uint8_t *w, uint64_t rb, int64_t r0, int64_t r1,
 
 /* ------------------------------------------------------ matrix-matrix */
 
+/* one token group's results for rows [0, nr) into y: acc (minus accm, the
+ * K-quant mins chain, when given); lanes past n_tok are padding, unwritten */
+INLINE5 void store_group(const __m512 *acc, const __m512 *accm, int nr, int64_t tok0, int64_t n_tok, float *y,
+                         int64_t ldy)
+{
+    for (int i = 0; i < nr; i++) {
+        _Alignas(64) float o[GT];
+        _mm512_store_ps(o, accm ? _mm512_sub_ps(acc[i], accm[i]) : acc[i]);
+        for (int j = 0; j < GT && tok0 + j < n_tok; j++)
+            y[(tok0 + j) * ldy + i] = o[j];
+    }
+}
+
 typedef struct {
     uint8_t s[GPR][KC][32];   /* q4_0: unpacked nibbles, element order */
     int32_t corr[GPR][KC];    /* q8_0: -128 * sum of the block's weights */
@@ -395,16 +408,8 @@ INLINE5 void gemm_panel(int q8, int NR, int np, const uint8_t *w, uint64_t rb, i
             unpack_tile(q8, &t, w, rb, nr, b0, kn);
             tile_chunk(q8, NR, np, &t, w, rb, b0, kn, nb, prep, g0, gn, accs, b0 == 0);
         }
-        for (int g = 0; g < gn; g++) {
-            for (int i = 0; i < nr; i++) {
-                _Alignas(64) float o[GT];
-                _mm512_store_ps(o, accs[g][i]);
-                for (int j = 0; j < GT; j++) {
-                    const int64_t tok = (g0 + g) * GT + j;
-                    if (tok < n_tok) y[tok * ldy + i] = o[j];
-                }
-            }
-        }
+        for (int g = 0; g < gn; g++)
+            store_group(accs[g], NULL, nr, (g0 + g) * GT, n_tok, y, ldy);
     }
 }
 
@@ -654,16 +659,8 @@ INLINE5 void kgemm_panel(int kt, int NR, int np, const uint8_t *w, uint64_t rb, 
                         kblock(kt, NR, &t, p * NR, b, rec, accs[g] + p * NR, kt == 6 ? NULL : accms[g] + p * NR);
             }
         }
-        for (int g = 0; g < gn; g++) {
-            for (int i = 0; i < nr; i++) {
-                _Alignas(64) float o[GT];
-                _mm512_store_ps(o, kt == 6 ? accs[g][i] : _mm512_sub_ps(accs[g][i], accms[g][i]));
-                for (int j = 0; j < GT; j++) {
-                    const int64_t tok = (g0 + g) * GT + j;
-                    if (tok < n_tok) y[tok * ldy + i] = o[j];
-                }
-            }
-        }
+        for (int g = 0; g < gn; g++)
+            store_group(accs[g], kt == 6 ? NULL : accms[g], nr, (g0 + g) * GT, n_tok, y, ldy);
     }
 }
 
