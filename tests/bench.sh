@@ -64,5 +64,24 @@ else
     bad "$B/membw missing"
 fi
 
+# --- gemm-bench: one matrix kernel on one thread ---------------------------------
+GB=$B/gemm-bench
+if [ -x "$GB" ]; then
+    # a CPU level without a matrix kernel for q4_0 (avx2, scalar) says so
+    if "$GB" q4_0 64 256 8 -r 2 >"$T/gb.out" 2>"$T/gb.err"; then
+        grep -Eq 'best [0-9.]+ GMAC/s' "$T/gb.out" && awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "GMAC/s,") exit !($i > 0) }' "$T/gb.out" \
+            && ok || bad "gemm-bench output: $(cat "$T/gb.out")"
+    else
+        grep -q 'no matrix kernel' "$T/gb.err" && ok || bad "gemm-bench q4_0: $(cat "$T/gb.err")"
+    fi
+    expect_err 2 "unknown type 'q9_9'" "gemm-bench bad type" -- "$GB" q9_9 64 256 8
+    expect_err 2 "block size 32" "gemm-bench ragged COLS" -- "$GB" q4_0 64 250 8
+    expect_err 2 "ROWS must be" "gemm-bench ROWS 0" -- "$GB" q4_0 0 256 8
+    expect_err 2 "unknown level" "gemm-bench bad level" -- "$GB" q4_0 64 256 8 --level avx9
+    expect_err 2 "usage" "gemm-bench missing args" -- "$GB" q4_0 64
+else
+    bad "$GB missing"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
